@@ -1,0 +1,68 @@
+# queue_app developer commands. The README names two of them:
+#   make run    set everything up and start the embedded profile on 127.0.0.1:5000
+#   make test   set everything up and run the whole test suite
+# Both work on a fresh clone: they create the virtual environment and install what is missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export FLASK_APP := queue_app
+
+.PHONY: run test setup python npm translations browser db lint format bench clean
+
+run: setup db
+	$(BIN)/python run.py
+
+test: setup browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: python npm translations
+
+python: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+npm: queue_app/static/vendor/.copied
+
+queue_app/static/vendor/.copied: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p queue_app/static/vendor
+	cp node_modules/socket.io-client/dist/socket.io.min.js queue_app/static/vendor/
+	cp node_modules/socket.io-client/dist/socket.io.min.js.map queue_app/static/vendor/
+	touch $@
+
+translations: python
+	$(BIN)/pybabel compile --use-fuzzy -q -d queue_app/translations
+
+# Debian's Chromium drives the browser tests (Playwright's own browser download is not used)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+db: python
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo seed --if-empty
+
+lint: python
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: python
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python bench/issue_tickets.py
+
+messages: python
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o queue_app/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i queue_app/translations/messages.pot -d queue_app/translations --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) node_modules queue_app/static/vendor

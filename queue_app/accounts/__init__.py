@@ -1,0 +1,1 @@
+"""Staff accounts, roles, branch membership, competences and API tokens."""

@@ -1,0 +1,108 @@
+"""REST API v1 (JSON). The OpenAPI document is generated from these blueprints."""
+
+from flask import jsonify, request
+from flask_smorest import Api
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from ..core.errors import DomainError
+from ..extensions import db
+
+API_PREFIX = "/api/v1"
+
+_REASONS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def error_body(status: int, message: str, code: str | None = None, **extra):
+    body = {"code": code or _REASONS.get(status, "error"), "message": message}
+    body.update(extra)
+    return jsonify(error=body), status
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith(API_PREFIX + "/") or request.path == API_PREFIX
+
+
+class QueueApi(Api):
+    """flask-smorest with this project's error shape: {"error": {"code", "message"}}."""
+
+    def handle_http_exception(self, error: HTTPException):
+        if not _is_api_request():
+            return error
+        db.session.rollback()
+        extra = {}
+        data = getattr(error, "data", None) or {}
+        if error.code == 400 and data.get("messages", {}).get("json") == ["Invalid JSON body."]:
+            return error_body(400, "the request body is not valid JSON", "bad_json")
+        if "messages" in data:  # webargs validation errors, by location
+            messages = data["messages"]
+            extra["fields"] = (
+                messages.get("json", messages) if isinstance(messages, dict) else messages
+            )
+            message = "the request does not validate: " + _summarise(extra["fields"])
+        else:
+            message = data.get("message") or error.description or error.name
+        response = error_body(error.code, message, data.get("code"), **extra)
+        if error.code == 401:
+            response[0].headers["WWW-Authenticate"] = 'Bearer realm="queue_app"'
+        return response
+
+
+def _summarise(fields) -> str:
+    if isinstance(fields, dict):
+        parts = []
+        for key, value in fields.items():
+            inner = _summarise(value)
+            parts.append(f"{key}: {inner}")
+        return "; ".join(parts)
+    if isinstance(fields, list):
+        return ", ".join(_summarise(v) for v in fields)
+    return str(fields)
+
+
+api = QueueApi()
+
+
+def init_api(app):
+    app.config.setdefault("API_SPEC_OPTIONS", {})
+    app.config["API_SPEC_OPTIONS"].update(
+        {
+            "info": {
+                "description": "Branches, services, tickets and counters of queue_app. Staff "
+                "calls authenticate with `Authorization: Bearer <token>` "
+                "(`flask --app queue_app tokens create <username>`).",
+            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        }
+    )
+    api.init_app(app)
+
+    from . import branches, counters, tickets
+
+    for module in (branches, tickets, counters):
+        api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+
+    @app.errorhandler(DomainError)
+    def _domain_error(error: DomainError):
+        db.session.rollback()
+        return error_body(error.status, error.message, error.code)
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(error):
+        db.session.rollback()
+        app.logger.exception("database error")
+        if _is_api_request():
+            return error_body(503, "the database is not available, try again", "unavailable")
+        return "Service unavailable", 503

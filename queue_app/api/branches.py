@@ -1,0 +1,137 @@
+from flask import abort
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+
+from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
+from ..core.types import utcnow
+from ..customers.services import identify_customer
+from ..extensions import db
+from ..tickets import queries
+from ..tickets import services as tickets
+from ..tickets.models import Priority, Source, Ticket, TicketStatus
+from . import presenters
+from .auth import SECURITY, bearer_user, require_floor, require_view, staff_required
+from .lookups import branch_or_404, service_or_404
+from .schemas import (
+    BranchListSchema,
+    BranchSchema,
+    CounterListSchema,
+    IssueTicketSchema,
+    ServiceListSchema,
+    TicketListSchema,
+    TicketSchema,
+)
+
+blp = Blueprint("branches", __name__, description="Branches, their services and queues")
+
+STAFF_ONLY_PRIORITIES = {Priority.VIP}
+STAFF_ONLY_SOURCES = {Source.STAFF, Source.APPOINTMENT}
+
+
+@blp.get("/branches")
+@blp.response(200, BranchListSchema)
+def list_branches():
+    """Every active branch of the network."""
+    now = utcnow()
+    rows = db.session.scalars(select(Branch).where(Branch.active.is_(True)).order_by(Branch.code))
+    return {"items": [presenters.branch(b, now) for b in rows]}
+
+
+@blp.get("/branches/<code>")
+@blp.response(200, BranchSchema)
+def get_branch(code):
+    return presenters.branch(branch_or_404(code), utcnow())
+
+
+@blp.get("/branches/<code>/services")
+@blp.response(200, ServiceListSchema)
+def list_services(code):
+    """The services a customer can queue for, with how many wait and how many counters serve."""
+    branch = branch_or_404(code)
+    waiting = dict(
+        db.session.execute(
+            select(Ticket.service_id, func.count())
+            .where(Ticket.branch_id == branch.id, Ticket.status == TicketStatus.WAITING)
+            .group_by(Ticket.service_id)
+        ).all()
+    )
+    serving = dict(
+        db.session.execute(
+            select(CounterService.service_id, func.count())
+            .join(Counter, Counter.id == CounterService.counter_id)
+            .where(Counter.branch_id == branch.id, Counter.status == CounterStatus.OPEN)
+            .group_by(CounterService.service_id)
+        ).all()
+    )
+    services = db.session.scalars(
+        select(Service)
+        .where(Service.branch_id == branch.id, Service.active.is_(True))
+        .order_by(Service.position, Service.id)
+    )
+    return {
+        "items": [
+            presenters.service(s, waiting.get(s.id, 0), serving.get(s.id, 0)) for s in services
+        ]
+    }
+
+
+@blp.post("/branches/<code>/tickets")
+@blp.arguments(IssueTicketSchema)
+@blp.response(201, TicketSchema)
+@blp.alt_response(404, description="unknown branch")
+@blp.alt_response(422, description="unknown service or invalid input")
+def issue_ticket(data, code):
+    """Issue a ticket (kiosks and phones; no token needed).
+
+    `priority: vip` and the sources `staff` and `appointment` need a staff token of the branch.
+    """
+    branch = branch_or_404(code)
+    service = service_or_404(branch, data["service"], status=422)
+    actor = bearer_user()
+    if data["priority"] in STAFF_ONLY_PRIORITIES or data["source"] in STAFF_ONLY_SOURCES:
+        if actor is None:
+            abort(401, description="this priority or source needs a staff token")
+        require_floor(branch)
+    customer_data = data.get("customer") or {}
+    customer = identify_customer(
+        phone=customer_data.get("phone"),
+        external_id=customer_data.get("external_id"),
+        name=customer_data.get("name"),
+        region=branch.country,
+        trusted=actor is not None,
+    )
+    ticket = tickets.issue_ticket(
+        branch,
+        service,
+        now=utcnow(),
+        priority=data["priority"],
+        source=data["source"],
+        customer=customer,
+        appointment_due_at=data.get("appointment_due_at"),
+        actor=actor,
+    )
+    result = presenters.ticket(ticket, with_token=True)
+    db.session.commit()
+    return result
+
+
+@blp.get("/branches/<code>/counters")
+@staff_required
+@blp.response(200, CounterListSchema)
+@blp.doc(security=SECURITY)
+def list_counters(code):
+    """The branch's counters with their status, who is signed in and the current ticket."""
+    branch = branch_or_404(code)
+    require_view(branch)
+    return {"items": [presenters.counter(c, tickets.active_ticket(c)) for c in branch.counters]}
+
+
+@blp.get("/branches/<code>/queue")
+@staff_required
+@blp.response(200, TicketListSchema)
+@blp.doc(security=SECURITY)
+def waiting_list(code):
+    """The branch's waiting tickets in queue order."""
+    branch = branch_or_404(code)
+    require_view(branch)
+    return {"items": [presenters.ticket(t) for t in queries.waiting_tickets(branch.id)]}

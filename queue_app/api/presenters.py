@@ -1,0 +1,90 @@
+"""Turning domain objects into the plain data the schemas dump."""
+
+from flask_babel import get_locale
+
+from ..branches.models import Branch, Counter, Service
+from ..tickets import queries
+from ..tickets.models import Ticket
+
+
+def _locale() -> str:
+    locale = get_locale()
+    return locale.language if locale else "id"
+
+
+def branch(b: Branch, now) -> dict:
+    return {
+        "code": b.code,
+        "name": b.name,
+        "timezone": b.timezone,
+        "locale": b.locale,
+        "country": b.country,
+        "city": b.city,
+        "address": b.address,
+        "opening_hours": b.opening_hours or {},
+        "is_open": b.is_open_at(now),
+        "priority_policy": b.priority_policy.value,
+    }
+
+
+def service(s: Service, waiting: int, open_counters: int) -> dict:
+    return {
+        "code": s.code,
+        "name": s.display_name(_locale()),
+        "names": s.names or {},
+        "prefix": s.prefix,
+        "segment": s.segment,
+        "expected_duration_s": s.expected_duration_s,
+        "target_wait_s": s.target_wait_s,
+        "waiting": waiting,
+        "open_counters": open_counters,
+    }
+
+
+def counter_ref(c: Counter | None) -> dict | None:
+    return {"id": c.id, "name": c.name} if c is not None else None
+
+
+def ticket(t: Ticket, *, with_token: bool = False) -> dict:
+    pos = queries.position(t)
+    data = {
+        "id": t.id,
+        "number": t.number,
+        "status": t.status,
+        "branch": t.branch.code,
+        "service": t.service.code,
+        "service_name": t.service.display_name(_locale()),
+        "priority": t.priority,
+        "source": t.source,
+        "step": t.step,
+        "position": pos,
+        "estimated_wait_s": queries.estimated_wait_s(t, pos),
+        "issued_at": t.issued_at,
+        "queue_since": t.queue_since,
+        "called_at": t.called_at,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "recall_count": t.recall_count,
+        "counter": counter_ref(t.counter),
+        "outcome_code": t.outcome_code,
+        "handover_note": t.handover_note,
+    }
+    if with_token:
+        data["token"] = t.token
+    return data
+
+
+def counter(c: Counter, current: Ticket | None) -> dict:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "services": [s.code for s in c.services],
+        "status": c.status,
+        "pause_reason": c.pause_reason,
+        "staff": (
+            {"username": c.staff.username, "display_name": c.staff.display_name}
+            if c.staff
+            else None
+        ),
+        "current_ticket": ticket(current) if current else None,
+    }

@@ -1,0 +1,1 @@
+"""Branches, the services they offer and their counters."""

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..core.types import UTCDateTime, utcnow
+from ..extensions import db
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def str_enum(cls, name):
+    """A Python enum stored as its values in a VARCHAR with a named CHECK constraint."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(m.value) for m in cls),
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class PriorityPolicy(enum.StrEnum):
+    STRICT = "strict"  # a higher priority class always goes first
+    INTERLEAVE = "interleave"  # N priority calls, then M normal calls, per counter
+    AGING = "aging"  # priority adds a head start to the time waited
+
+
+class CounterStatus(enum.StrEnum):
+    OPEN = "open"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+class Branch(db.Model):
+    __tablename__ = "branches"
+    __table_args__ = (
+        CheckConstraint("interleave_priority >= 1 AND interleave_normal >= 1", name="interleave"),
+        CheckConstraint("recall_limit >= 0", name="recall_limit"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(8), default="id")
+    country: Mapped[str] = mapped_column(String(2))
+    city: Mapped[str | None] = mapped_column(String(80))
+    address: Mapped[str | None] = mapped_column(String(255))
+    # {"mon": [["08:00", "15:00"]], ..., "sun": []}, in the branch's own time zone
+    opening_hours: Mapped[dict] = mapped_column(JSON, default=dict)
+    priority_policy: Mapped[PriorityPolicy] = mapped_column(
+        str_enum(PriorityPolicy, "priority_policy"), default=PriorityPolicy.STRICT
+    )
+    interleave_priority: Mapped[int] = mapped_column(Integer, default=1)
+    interleave_normal: Mapped[int] = mapped_column(Integer, default=2)
+    aging_boost_s: Mapped[int] = mapped_column(Integer, default=600)
+    recall_limit: Mapped[int] = mapped_column(Integer, default=3)
+    # a checked-in appointment goes first from this long before its time until this long after
+    appointment_early_s: Mapped[int] = mapped_column(Integer, default=300)
+    appointment_grace_s: Mapped[int] = mapped_column(Integer, default=900)
+    transfer_keeps_place: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # every change in the branch takes the next number; clients use it to detect missed events
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    services: Mapped[list[Service]] = relationship(
+        back_populates="branch", order_by="Service.position, Service.id"
+    )
+    counters: Mapped[list[Counter]] = relationship(
+        back_populates="branch", order_by="Counter.position, Counter.id"
+    )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.tz)
+
+    def business_day(self, moment: datetime) -> date:
+        """The calendar day in the branch's own time zone."""
+        return self.local(moment).date()
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """Start and end (exclusive) of a business day as aware datetimes."""
+        start = datetime.combine(day, time.min, tzinfo=self.tz)
+        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=self.tz)
+        return start, end
+
+    def hours_on(self, day: date) -> list[tuple[time, time]]:
+        spans = (self.opening_hours or {}).get(WEEKDAYS[day.weekday()], [])
+        return [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in spans]
+
+    def is_open_at(self, moment: datetime) -> bool:
+        local = self.local(moment)
+        return any(a <= local.time() < b for a, b in self.hours_on(local.date()))
+
+    def __repr__(self):
+        return f"<Branch {self.code}>"
+
+
+class Service(db.Model):
+    __tablename__ = "services"
+    __table_args__ = (
+        UniqueConstraint("branch_id", "code"),
+        UniqueConstraint("branch_id", "prefix"),
+        CheckConstraint("expected_duration_s > 0", name="expected_duration"),
+        CheckConstraint("target_wait_s > 0", name="target_wait"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+    # {"id": "Teller", "en": "Teller"}: the name in each language, `name` is the fallback
+    names: Mapped[dict] = mapped_column(JSON, default=dict)
+    segment: Mapped[str | None] = mapped_column(String(40))
+    prefix: Mapped[str] = mapped_column(String(3))
+    expected_duration_s: Mapped[int] = mapped_column(Integer, default=300)
+    target_wait_s: Mapped[int] = mapped_column(Integer, default=900)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    branch: Mapped[Branch] = relationship(back_populates="services")
+
+    def display_name(self, locale: str | None = None) -> str:
+        return (self.names or {}).get(locale or "", self.name)
+
+    def __repr__(self):
+        return f"<Service {self.code}@{self.branch_id}>"
+
+
+class Counter(db.Model):
+    __tablename__ = "counters"
+    __table_args__ = (UniqueConstraint("branch_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"), index=True)
+    name: Mapped[str] = mapped_column(String(40))  # shown on lobby displays and spoken
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[CounterStatus] = mapped_column(
+        str_enum(CounterStatus, "counter_status"), default=CounterStatus.CLOSED
+    )
+    pause_reason: Mapped[str | None] = mapped_column(String(120))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    status_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # where this counter stands in its branch's N:M interleave cycle
+    interleave_pos: Mapped[int] = mapped_column(Integer, default=0)
+
+    branch: Mapped[Branch] = relationship(back_populates="counters")
+    staff: Mapped[User | None] = relationship(foreign_keys=[staff_id])  # noqa: F821
+    service_links: Mapped[list[CounterService]] = relationship(
+        order_by="CounterService.position",
+        cascade="all, delete-orphan",
+        back_populates="counter",
+    )
+
+    @property
+    def services(self) -> list[Service]:
+        """The services this counter serves, in its priority order."""
+        return [link.service for link in self.service_links]
+
+    def __repr__(self):
+        return f"<Counter {self.name}@{self.branch_id}>"
+
+
+class CounterService(db.Model):
+    __tablename__ = "counter_services"
+    __table_args__ = (UniqueConstraint("counter_id", "position"),)
+
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"), primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    counter: Mapped[Counter] = relationship(back_populates="service_links")
+    service: Mapped[Service] = relationship()

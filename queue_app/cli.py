@@ -1,0 +1,108 @@
+"""Command-line interface: `flask --app queue_app <group> <command>`."""
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from .accounts.models import Role, User
+from .accounts.services import create_api_token, create_user, generate_password
+from .branches.models import Branch
+from .core.errors import DomainError
+from .core.types import utcnow
+from .extensions import db
+
+demo_cli = AppGroup("demo", help="The demo network.")
+users_cli = AppGroup("users", help="Staff accounts.")
+tokens_cli = AppGroup("tokens", help="API tokens.")
+
+
+@demo_cli.command("seed")
+@click.option("--if-empty", is_flag=True, help="Only seed a database that has no branch yet.")
+@click.option("--allow-production", is_flag=True, help="Seed even in the production profile.")
+def demo_seed(if_empty, allow_production):
+    """Create the demo network (idempotent) and print the new accounts."""
+    from .demo.seed import database_is_empty, seed
+
+    if current_app.config["PROFILE"] == "production" and not allow_production:
+        raise click.ClickException("refusing to seed demo accounts in production")
+    if if_empty and not database_is_empty():
+        click.echo("demo: the database has data already, nothing seeded")
+        return
+    created = seed(utcnow())
+    db.session.commit()
+    if not created:
+        click.echo("demo: everything exists already, nothing new")
+        return
+    click.echo(f"demo: {len(created)} accounts created")
+    click.echo(f"{'username':<18} {'role':<15} {'branches':<8} password")
+    for username, role, branches, password in created:
+        click.echo(f"{username:<18} {role:<15} {branches:<8} {password}")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--branch", "branch_codes", multiple=True, help="Branch code; repeat for several.")
+@click.option("--services", default=None, help="Comma-separated service codes (default: all).")
+@click.option("--password", default=None, help="Default: a generated one, printed.")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--manager", default=None, help="Username of this user's manager.")
+def users_create(username, role, branch_codes, services, password, name, manager):
+    """Create an account for the given role and branches."""
+    branches = []
+    for code in branch_codes:
+        branch = db.session.scalar(select(Branch).where(Branch.code == code))
+        if branch is None:
+            raise click.ClickException(f"no branch {code!r}")
+        branches.append(branch)
+    chosen = None
+    if services is not None:
+        wanted = [c.strip() for c in services.split(",") if c.strip()]
+        offered = {s.code: s for b in branches for s in b.services}
+        missing = [c for c in wanted if c not in offered]
+        if missing:
+            raise click.ClickException(f"unknown services: {', '.join(missing)}")
+        chosen = [offered[c] for c in wanted]
+    boss = None
+    if manager:
+        boss = db.session.scalar(select(User).where(User.username == manager))
+        if boss is None:
+            raise click.ClickException(f"no user {manager!r}")
+    generated = password is None
+    password = password or generate_password()
+    try:
+        user = create_user(
+            username,
+            role=Role(role),
+            password=password,
+            display_name=name,
+            branches=branches,
+            services=chosen,
+            manager=boss,
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"created {user.username} ({user.role.value})")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@tokens_cli.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", help="A label for the token.")
+def tokens_create(username, name):
+    """Create an API token; the token is the last line printed."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    token = create_api_token(user, name=name, now=utcnow())
+    db.session.commit()
+    click.echo(f"token for {user.username} ({user.role.value}):")
+    click.echo(token)
+
+
+def register_cli(app):
+    for group in (demo_cli, users_cli, tokens_cli):
+        app.cli.add_command(group)

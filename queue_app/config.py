@@ -1,0 +1,123 @@
+"""Settings from environment variables, one class per profile.
+
+`embedded` is the one-command default (SQLite file, in-process Socket.IO and scheduler),
+`production` runs on PostgreSQL and Redis behind gunicorn, `testing` is what the test suite uses.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("QUEUE_APP_INSTANCE", ROOT_DIR / "instance"))
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _bool(name, default=False):
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the `postgres://` and `postgresql://` spellings and use psycopg 3 for both."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    PROFILE = "base"
+    SECRET_KEY = _env("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(
+        _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'queue_app.sqlite3'}")
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    REDIS_URL = _env("REDIS_URL")
+    SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", REDIS_URL)
+    CORS_ORIGINS = [o for o in (_env("CORS_ORIGINS", "") or "").split(",") if o]
+    SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", False)
+
+    BABEL_DEFAULT_LOCALE = _env("DEFAULT_LOCALE", "id")
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+    LANGUAGES = ("id", "en")
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "queue_app API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+
+    JSON_SORT_KEYS = False
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+
+
+class EmbeddedConfig(Config):
+    PROFILE = "embedded"
+    SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
+
+
+class ProductionConfig(Config):
+    PROFILE = "production"
+    SESSION_COOKIE_SECURE = True
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": int(_env("DB_POOL_SIZE", "10")),
+        "max_overflow": int(_env("DB_MAX_OVERFLOW", "20")),
+    }
+
+
+class TestingConfig(Config):
+    PROFILE = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-not-for-production"
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(
+        _env("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3"))
+    )
+
+
+PROFILES = {
+    "embedded": EmbeddedConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}
+
+
+def load(profile: str | None):
+    name = profile or _env("QUEUE_APP_PROFILE", "embedded")
+    try:
+        cls = PROFILES[name]
+    except KeyError:
+        raise RuntimeError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}") from None
+    settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+    if not settings.get("SECRET_KEY"):
+        if name == "production":
+            raise RuntimeError("SECRET_KEY must be set in the production profile")
+        settings["SECRET_KEY"] = _embedded_secret()
+    return settings
+
+
+def _embedded_secret() -> str:
+    """A random key kept in the instance folder, so sessions survive a restart."""
+    path = INSTANCE_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+MIGRATIONS_DIR = ROOT_DIR / "migrations"

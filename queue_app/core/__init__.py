@@ -1,0 +1,1 @@
+"""Pieces every domain package shares: column types, errors, the clock, after-commit events."""

@@ -1,0 +1,1 @@
+"""Customers: an optional identity behind a visit."""

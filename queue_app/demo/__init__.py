@@ -1,0 +1,1 @@
+"""The demo network: real-feeling branches, services, counters, staff and customers."""

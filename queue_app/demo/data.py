@@ -1,0 +1,171 @@
+"""Demo network data. Names, services and hours as an Indonesian bank would have them."""
+
+WEEKDAY_HOURS = [["08:00", "15:00"]]
+SATURDAY_HOURS = [["08:00", "12:00"]]
+
+
+def hours(saturday=True):
+    week = dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), WEEKDAY_HOURS)
+    week["sat"] = SATURDAY_HOURS if saturday else []
+    week["sun"] = []
+    return week
+
+
+ID_SERVICES = [
+    # code, prefix, name (id), name (en), segment, duration s, target wait s
+    ("teller", "A", "Teller", "Teller", "transaksi", 240, 600),
+    ("cs", "B", "Layanan Nasabah", "Customer Service", "layanan", 720, 900),
+    ("loans", "C", "Kredit & Pinjaman", "Loans", "layanan", 1200, 1200),
+    ("cards", "D", "Kartu Kredit & Debit", "Cards", "layanan", 600, 900),
+    ("priority", "P", "Nasabah Prioritas", "Priority Banking", "prioritas", 900, 300),
+    ("forex", "E", "Valuta Asing", "Foreign Exchange", "transaksi", 420, 900),
+]
+
+PH_SERVICES = [
+    ("teller", "A", "Teller", "Teller", "transactions", 240, 600),
+    ("cs", "B", "Layanan Nasabah", "Customer Service", "service", 720, 900),
+    ("loans", "C", "Kredit & Pinjaman", "Loans", "service", 1200, 1200),
+    ("cards", "D", "Kartu Kredit & Debit", "Cards", "service", 600, 900),
+    ("remit", "R", "Pengiriman Uang", "Remittance", "transactions", 360, 600),
+]
+
+BRANCHES = [
+    {
+        "code": "JKT01",
+        "name": "KCU Jakarta Sudirman",
+        "timezone": "Asia/Jakarta",
+        "locale": "id",
+        "country": "ID",
+        "city": "Jakarta Pusat",
+        "address": "Jl. Jend. Sudirman Kav. 1, Jakarta 10220",
+        "services": ID_SERVICES,
+        "policy": "strict",
+        # counter name, services in priority order
+        "counters": [
+            ("Teller 1", ["teller"]),
+            ("Teller 2", ["teller", "forex"]),
+            ("Teller 3", ["teller"]),
+            ("CS 1", ["cs", "cards"]),
+            ("CS 2", ["cs", "loans"]),
+            ("Kredit 1", ["loans", "cs"]),
+            ("Prioritas 1", ["priority", "cs", "teller"]),
+            ("Kartu 1", ["cards", "cs"]),
+        ],
+        "manager": ("dewi.lestari", "Dewi Lestari"),
+        "staff": [
+            ("budi.santoso", "Budi Santoso", ["teller", "forex"]),
+            ("siti.rahayu", "Siti Rahayu", ["teller"]),
+            ("agus.setiawan", "Agus Setiawan", ["cs", "cards", "loans"]),
+            ("putri.maharani", "Putri Maharani", ["cs", "cards"]),
+            ("fajar.nugroho", "Fajar Nugroho", ["loans", "cs"]),
+            ("rina.wulandari", "Rina Wulandari", ["priority", "cs", "teller"]),
+        ],
+    },
+    {
+        "code": "SBY01",
+        "name": "KC Surabaya Tunjungan",
+        "timezone": "Asia/Jakarta",
+        "locale": "id",
+        "country": "ID",
+        "city": "Surabaya",
+        "address": "Jl. Tunjungan No. 45, Surabaya 60275",
+        "services": ID_SERVICES[:5],
+        "policy": "interleave",
+        "counters": [
+            ("Teller 1", ["teller"]),
+            ("Teller 2", ["teller"]),
+            ("CS 1", ["cs", "cards"]),
+            ("CS 2", ["cs", "loans"]),
+            ("Prioritas", ["priority", "teller"]),
+            ("Kredit", ["loans", "cards", "cs"]),
+        ],
+        "manager": ("hendra.wijaya", "Hendra Wijaya"),
+        "staff": [
+            ("wahyu.hidayat", "Wahyu Hidayat", ["teller"]),
+            ("nur.aini", "Nur Aini", ["teller", "priority"]),
+            ("yusuf.ramadhan", "Yusuf Ramadhan", ["cs", "cards", "loans"]),
+            ("ayu.kartika", "Ayu Kartika", ["cs", "cards"]),
+        ],
+    },
+    {
+        "code": "MKS01",
+        "name": "KC Makassar Ahmad Yani",
+        "timezone": "Asia/Makassar",
+        "locale": "id",
+        "country": "ID",
+        "city": "Makassar",
+        "address": "Jl. Jend. Ahmad Yani No. 12, Makassar 90174",
+        "services": ID_SERVICES[:4],
+        "policy": "aging",
+        "counters": [
+            ("Teller 1", ["teller"]),
+            ("Teller 2", ["teller", "cards"]),
+            ("CS 1", ["cs", "cards"]),
+            ("CS 2", ["cs", "loans"]),
+            ("Kredit", ["loans", "cs"]),
+        ],
+        "manager": ("andi.baso", "Andi Baso"),
+        "staff": [
+            ("muh.ikhsan", "Muhammad Ikhsan", ["teller", "cards"]),
+            ("nurhaliza", "Nurhaliza", ["teller"]),
+            ("irwan.syam", "Irwan Syam", ["cs", "loans", "cards"]),
+        ],
+    },
+    {
+        "code": "MNL01",
+        "name": "Makati Ayala Branch",
+        "timezone": "Asia/Manila",
+        "locale": "en",
+        "country": "PH",
+        "city": "Makati City",
+        "address": "6750 Ayala Avenue, Makati City 1226",
+        "services": PH_SERVICES,
+        "policy": "strict",
+        "counters": [
+            ("Teller 1", ["teller", "remit"]),
+            ("Teller 2", ["teller"]),
+            ("Teller 3", ["remit", "teller"]),
+            ("CS 1", ["cs", "cards"]),
+            ("CS 2", ["cs", "loans"]),
+            ("Loans", ["loans", "cs"]),
+        ],
+        "manager": ("maria.santos", "Maria Santos"),
+        "staff": [
+            ("jose.reyes", "Jose Reyes", ["teller", "remit"]),
+            ("ana.cruz", "Ana Cruz", ["teller"]),
+            ("mark.bautista", "Mark Bautista", ["cs", "cards", "loans"]),
+        ],
+    },
+]
+
+NETWORK_USERS = [
+    # username, name, role
+    ("admin", "Administrator", "admin"),
+    ("rudi.hartono", "Rudi Hartono (Direktur Jaringan)", "executive"),
+    ("lina.marlina", "Lina Marlina (CX)", "cx_agent"),
+]
+
+CUSTOMERS = [
+    ("Ahmad Fauzi", "+6281234567801", "CIF0000101"),
+    ("Sri Wahyuni", "+6281234567802", "CIF0000102"),
+    ("Bambang Susilo", "+6285712345603", "CIF0000103"),
+    ("Ratna Sari", "+6287812345604", "CIF0000104"),
+    ("Yohanes Tanoto", "+6282112345605", "CIF0000105"),
+    ("Kadek Ayu Pertiwi", "+6281337123406", "CIF0000106"),
+    ("Muhammad Rizki", "+6281198765407", "CIF0000107"),
+    ("Fitri Handayani", "+6289612345608", "CIF0000108"),
+]
+
+# tickets waiting at JKT01 right after the first seed, so the floor is not empty
+OPENING_QUEUE = [
+    ("teller", "normal", 0),
+    ("teller", "elderly", None),
+    ("cs", "normal", 1),
+    ("teller", "normal", None),
+    ("loans", "normal", 2),
+    ("cards", "normal", None),
+    ("cs", "normal", 3),
+    ("priority", "vip", 4),
+]
+
+DEMO_PASSWORD = "demo-pass"

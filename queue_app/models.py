@@ -1,0 +1,36 @@
+"""Imports every model so metadata, Alembic and relationships see them all."""
+
+from .accounts.models import ApiToken, Role, User, user_branches, user_services
+from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
+from .customers.models import Customer
+from .tickets.models import (
+    JourneyEvent,
+    Priority,
+    Source,
+    Ticket,
+    TicketSequence,
+    TicketStatus,
+    Visit,
+)
+
+__all__ = [
+    "ApiToken",
+    "Branch",
+    "Counter",
+    "CounterService",
+    "CounterStatus",
+    "Customer",
+    "JourneyEvent",
+    "Priority",
+    "PriorityPolicy",
+    "Role",
+    "Service",
+    "Source",
+    "Ticket",
+    "TicketSequence",
+    "TicketStatus",
+    "User",
+    "Visit",
+    "user_branches",
+    "user_services",
+]

@@ -1,0 +1,1 @@
+"""Which waiting ticket a counter calls next: routing policies as pure functions."""

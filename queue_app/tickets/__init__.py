@@ -1,0 +1,1 @@
+"""Visits, ticket steps, ticket numbering and the journey event log."""

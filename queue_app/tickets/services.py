@@ -1,0 +1,601 @@
+"""The queue engine. The only code that changes tickets; it flushes, the caller commits.
+
+Every function takes plain objects and an explicit `now`, never the request. Each one locks
+the rows it changes (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite every transaction is
+`BEGIN IMMEDIATE`, so write transactions are serialized anyway), checks the state machine and
+the actor's right to act, changes the ticket and appends to the journey log.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..accounts.models import Role, User
+from ..branches.models import Branch, Counter, CounterStatus, PriorityPolicy, Service
+from ..core.db import is_postgres
+from ..core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from ..customers.models import Customer
+from ..extensions import db
+from ..routing import policy as routing
+from . import journal, states
+from .models import PRIORITY_RANK, Priority, Source, Ticket, TicketSequence, TicketStatus, Visit
+
+TOKEN_BYTES = 24  # 192 bits
+
+
+def format_number(prefix: str, sequence: int) -> str:
+    return f"{prefix}{sequence:03d}"
+
+
+# --- issuing ---------------------------------------------------------------------------------
+
+
+def next_sequence(branch_id: int, service_id: int, day) -> int:
+    """Atomically take the next number of a service's business day.
+
+    One row per (service, day), created by the first ticket and incremented in place by
+    `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`: the database serializes concurrent
+    increments on that row, and the unique index on tickets stands behind it.
+    """
+    insert = pg_insert if is_postgres(db.session) else sqlite_insert
+    stmt = (
+        insert(TicketSequence)
+        .values(branch_id=branch_id, service_id=service_id, business_day=day, last_value=1)
+        .on_conflict_do_update(
+            index_elements=[TicketSequence.service_id, TicketSequence.business_day],
+            set_={"last_value": TicketSequence.last_value + 1},
+        )
+        .returning(TicketSequence.last_value)
+    )
+    return db.session.execute(stmt).scalar_one()
+
+
+def issue_ticket(
+    branch: Branch,
+    service: Service,
+    *,
+    now: datetime,
+    priority: Priority = Priority.NORMAL,
+    source: Source = Source.KIOSK,
+    customer: Customer | None = None,
+    appointment_due_at: datetime | None = None,
+    actor: User | None = None,
+) -> Ticket:
+    """Start a visit with its first ticket, numbered per service and business day."""
+    if service.branch_id != branch.id:
+        raise NotFound(f"service {service.code!r} is not offered at branch {branch.code}")
+    if not service.active or not branch.active:
+        raise Conflict(f"service {service.code!r} is not available now", "service_unavailable")
+    if source == Source.APPOINTMENT and appointment_due_at is None:
+        raise InvalidInput("an appointment ticket needs its appointment time", "missing_due_at")
+    day = branch.business_day(now)
+    sequence = next_sequence(branch.id, service.id, day)
+    visit = Visit(
+        branch_id=branch.id,
+        customer_id=customer.id if customer else None,
+        token=secrets.token_urlsafe(TOKEN_BYTES),
+        arrived_at=now,
+    )
+    ticket = Ticket(
+        visit=visit,
+        step=1,
+        branch_id=branch.id,
+        service_id=service.id,
+        service=service,
+        business_day=day,
+        sequence=sequence,
+        number=format_number(service.prefix, sequence),
+        priority=priority,
+        source=source,
+        status=TicketStatus.WAITING,
+        issued_at=now,
+        queue_since=now,
+        appointment_due_at=appointment_due_at,
+        recall_count=0,
+    )
+    db.session.add_all([visit, ticket])
+    db.session.flush()
+    journal.record(
+        "issued",
+        branch_id=branch.id,
+        now=now,
+        ticket=ticket,
+        actor_id=actor.id if actor else None,
+        data={"source": source.value, "priority": priority.value},
+    )
+    return ticket
+
+
+# --- locking and checks ----------------------------------------------------------------------
+
+
+def _lock_ticket(ticket_id: int) -> Ticket:
+    ticket = db.session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    return ticket
+
+
+def _lock_counter(counter_id: int) -> Counter:
+    counter = db.session.scalar(
+        select(Counter)
+        .where(Counter.id == counter_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if counter is None:
+        raise NotFound(f"no counter {counter_id}")
+    return counter
+
+
+def _is_supervisor(actor: User, branch: Branch) -> bool:
+    return actor.role in {Role.BRANCH_MANAGER, Role.ADMIN} and actor.can_work_floor(branch)
+
+
+def _require_floor(actor: User, branch: Branch) -> None:
+    if not actor.can_work_floor(branch):
+        raise NotAllowed(f"{actor.username} may not serve at branch {branch.code}")
+
+
+def _require_operator(counter: Counter, actor: User) -> None:
+    """The actor is the person signed in at the counter, or a supervisor of its branch."""
+    _require_floor(actor, counter.branch)
+    if counter.staff_id != actor.id and not _is_supervisor(actor, counter.branch):
+        raise NotAllowed(f"{counter.name} is operated by someone else", "not_your_counter")
+
+
+def _require_open(counter: Counter) -> None:
+    if counter.status != CounterStatus.OPEN:
+        raise Conflict(
+            f"{counter.name} is {counter.status.value}, open it first", "counter_not_open"
+        )
+
+
+def active_ticket(counter: Counter) -> Ticket | None:
+    return db.session.scalar(
+        select(Ticket).where(
+            Ticket.counter_id == counter.id,
+            Ticket.status.in_((TicketStatus.CALLED, TicketStatus.SERVING)),
+        )
+    )
+
+
+def _require_idle(counter: Counter) -> None:
+    current = active_ticket(counter)
+    if current is not None:
+        raise Conflict(
+            f"{counter.name} still has ticket {current.number} ({current.status.value}); "
+            "finish, transfer or hold it first",
+            "counter_busy",
+        )
+
+
+def _require_handler(ticket: Ticket, actor: User) -> Counter:
+    """Ticket actions at a counter belong to whoever operates that counter."""
+    if ticket.counter is None:
+        raise Conflict(f"ticket {ticket.number} is not at a counter", "not_at_counter")
+    _require_operator(ticket.counter, actor)
+    return ticket.counter
+
+
+def _eligible_service_ids(counter: Counter, staff: User) -> list[int]:
+    return [s.id for s in counter.services if s.active and staff.is_competent(s)]
+
+
+def _policy(branch: Branch) -> routing.Policy:
+    return routing.Policy(
+        kind=branch.priority_policy,
+        interleave_priority=branch.interleave_priority,
+        interleave_normal=branch.interleave_normal,
+        aging_boost_s=branch.aging_boost_s,
+        appointment_early_s=branch.appointment_early_s,
+        appointment_grace_s=branch.appointment_grace_s,
+    )
+
+
+def _mark_called(ticket: Ticket, counter: Counter, staff_id: int, now: datetime, actor: User):
+    before = ticket.status
+    ticket.status = states.target("call", ticket.status)
+    ticket.counter_id = counter.id
+    ticket.counter = counter
+    ticket.staff_id = staff_id
+    ticket.target_counter_id = None
+    if ticket.called_at is None:
+        ticket.called_at = now
+    ticket.last_called_at = now
+    db.session.flush()
+    journal.record(
+        "called",
+        branch_id=ticket.branch_id,
+        now=now,
+        ticket=ticket,
+        actor_id=actor.id,
+        from_status=before.value,
+    )
+
+
+# --- calling ---------------------------------------------------------------------------------
+
+
+def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
+    """Claim the best waiting ticket for this counter, or None if nobody waits for it.
+
+    The counter row is locked first, so one counter calls one ticket at a time. Candidates are
+    read without locks and ordered by the routing policy; then each is claimed in turn with
+    `FOR UPDATE SKIP LOCKED` and a re-check of its status, so two counters calling at the same
+    instant never get the same ticket and never wait on each other.
+    """
+    counter = _lock_counter(counter.id)
+    _require_operator(counter, actor)
+    _require_open(counter)
+    _require_idle(counter)
+    branch = counter.branch
+    staff = counter.staff or actor
+    service_ids = _eligible_service_ids(counter, staff)
+    rows = db.session.execute(
+        select(
+            Ticket.id,
+            Ticket.service_id,
+            Ticket.priority,
+            Ticket.queue_since,
+            Ticket.appointment_due_at,
+            Ticket.target_counter_id,
+        ).where(
+            Ticket.branch_id == branch.id,
+            Ticket.status == TicketStatus.WAITING,
+            or_(
+                and_(Ticket.target_counter_id.is_(None), Ticket.service_id.in_(service_ids)),
+                Ticket.target_counter_id == counter.id,
+            ),
+        )
+    ).all()
+    candidates = [
+        routing.Candidate(
+            id=r.id,
+            service_id=r.service_id,
+            rank=PRIORITY_RANK[r.priority],
+            queue_since=r.queue_since,
+            appointment_due_at=r.appointment_due_at,
+            target_counter_id=r.target_counter_id,
+        )
+        for r in rows
+    ]
+    policy = _policy(branch)
+    ordered = routing.order(
+        candidates,
+        counter_id=counter.id,
+        service_order=service_ids,
+        policy=policy,
+        now=now,
+        interleave_pos=counter.interleave_pos,
+    )
+    postgres = is_postgres(db.session)
+    for candidate in ordered:
+        query = select(Ticket).where(
+            Ticket.id == candidate.id, Ticket.status == TicketStatus.WAITING
+        )
+        if postgres:
+            query = query.with_for_update(skip_locked=True)
+        ticket = db.session.scalar(query.execution_options(populate_existing=True))
+        if ticket is None:  # another counter claimed it since we read the list
+            continue
+        _mark_called(ticket, counter, staff.id, now, actor)
+        if (
+            branch.priority_policy == PriorityPolicy.INTERLEAVE
+            and candidate.target_counter_id is None
+        ):
+            counter.interleave_pos = routing.next_interleave_pos(
+                policy, counter.interleave_pos, candidate.rank
+            )
+        return ticket
+    return None
+
+
+def call_ticket(ticket: Ticket, counter: Counter, actor: User, *, now: datetime) -> Ticket:
+    """Call one particular waiting ticket to this counter (picked from the waiting list)."""
+    counter = _lock_counter(counter.id)
+    ticket = _lock_ticket(ticket.id)
+    _require_operator(counter, actor)
+    _require_open(counter)
+    if ticket.branch_id != counter.branch_id:
+        raise NotFound(f"ticket {ticket.number} is not in this branch")
+    states.target("call", ticket.status)
+    if ticket.target_counter_id not in (None, counter.id):
+        raise NotAllowed(f"ticket {ticket.number} was sent to another counter", "other_counter")
+    if ticket.target_counter_id is None and ticket.service_id not in {
+        s.id for s in counter.services
+    }:
+        raise Conflict(f"{counter.name} does not serve {ticket.service.code}", "service_not_served")
+    _require_idle(counter)
+    _mark_called(ticket, counter, (counter.staff_id or actor.id), now, actor)
+    return ticket
+
+
+# --- at the counter --------------------------------------------------------------------------
+
+
+def _transition(ticket: Ticket, action: str, actor: User, now: datetime, data=None, **changes):
+    before = ticket.status
+    ticket.status = states.target(action, ticket.status)
+    for key, value in changes.items():
+        setattr(ticket, key, value)
+    if ticket.status in (TicketStatus.FINISHED, TicketStatus.NO_SHOW, TicketStatus.CANCELLED):
+        ticket.finished_at = now
+        ticket.visit.closed_at = now
+    db.session.flush()
+    journal.record(
+        action,
+        branch_id=ticket.branch_id,
+        now=now,
+        ticket=ticket,
+        actor_id=actor.id,
+        from_status=before.value,
+        data=data,
+    )
+    return ticket
+
+
+def recall(ticket: Ticket, actor: User, *, now: datetime) -> Ticket:
+    """Call the same ticket again; past the branch's recall limit it becomes a no-show."""
+    ticket = _lock_ticket(ticket.id)
+    states.target("recall", ticket.status)
+    _require_handler(ticket, actor)
+    if ticket.recall_count >= ticket.branch.recall_limit:
+        return _transition(ticket, "no_show", actor, now, data={"reason": "recall_limit"})
+    return _transition(
+        ticket, "recall", actor, now, recall_count=ticket.recall_count + 1, last_called_at=now
+    )
+
+
+def start(ticket: Ticket, actor: User, *, now: datetime) -> Ticket:
+    ticket = _lock_ticket(ticket.id)
+    states.target("start", ticket.status)
+    _require_handler(ticket, actor)
+    return _transition(ticket, "start", actor, now, started_at=now)
+
+
+def finish(
+    ticket: Ticket,
+    actor: User,
+    *,
+    now: datetime,
+    outcome: str | None = None,
+    note: str | None = None,
+) -> Ticket:
+    ticket = _lock_ticket(ticket.id)
+    states.target("finish", ticket.status)
+    _require_handler(ticket, actor)
+    return _transition(
+        ticket,
+        "finish",
+        actor,
+        now,
+        data={"outcome": outcome} if outcome else None,
+        outcome_code=outcome,
+        notes=note,
+    )
+
+
+def mark_no_show(ticket: Ticket, actor: User, *, now: datetime) -> Ticket:
+    ticket = _lock_ticket(ticket.id)
+    states.target("no_show", ticket.status)
+    _require_handler(ticket, actor)
+    return _transition(ticket, "no_show", actor, now)
+
+
+def hold(ticket: Ticket, actor: User, *, now: datetime, note: str | None = None) -> Ticket:
+    """Park the ticket (the customer fetches a document); the counter is free meanwhile."""
+    ticket = _lock_ticket(ticket.id)
+    states.target("hold", ticket.status)
+    _require_handler(ticket, actor)
+    return _transition(
+        ticket,
+        "hold",
+        actor,
+        now,
+        data={"note": note} if note else None,
+        notes=note or ticket.notes,
+    )
+
+
+def resume(ticket: Ticket, actor: User, *, now: datetime) -> Ticket:
+    """A held ticket waits again, first in line for the counter that held it."""
+    ticket = _lock_ticket(ticket.id)
+    states.target("resume", ticket.status)
+    _require_floor(actor, ticket.branch)
+    held_at = ticket.counter
+    if (
+        held_at is not None
+        and held_at.staff_id != actor.id
+        and not _is_supervisor(actor, ticket.branch)
+    ):
+        raise NotAllowed(f"ticket {ticket.number} is held by {held_at.name}", "not_your_counter")
+    return _transition(
+        ticket,
+        "resume",
+        actor,
+        now,
+        target_counter_id=held_at.id if held_at else None,
+        counter_id=None,
+    )
+
+
+def cancel(ticket: Ticket, actor: User, *, now: datetime, reason: str | None = None) -> Ticket:
+    ticket = _lock_ticket(ticket.id)
+    states.target("cancel", ticket.status)
+    _require_floor(actor, ticket.branch)
+    return _transition(ticket, "cancel", actor, now, data={"reason": reason} if reason else None)
+
+
+def transfer(
+    ticket: Ticket,
+    actor: User,
+    *,
+    now: datetime,
+    service: Service | None = None,
+    counter: Counter | None = None,
+    note: str | None = None,
+    keep_place: bool | None = None,
+) -> Ticket:
+    """End this step and start the next one of the same visit, at another service or counter.
+
+    The customer keeps their number. The new step waits at the place of the original arrival
+    when `keep_place` (default: the branch's setting), otherwise at the back of the queue.
+    """
+    ticket = _lock_ticket(ticket.id)
+    states.target("transfer", ticket.status)
+    _require_handler(ticket, actor)
+    branch = ticket.branch
+    if service is None and counter is None:
+        raise InvalidInput("transfer needs a service or a counter", "missing_target")
+    if service is not None and (service.branch_id != branch.id or not service.active):
+        raise InvalidInput(
+            f"service {service.code!r} is not available at {branch.code}", "bad_service"
+        )
+    if counter is not None and counter.branch_id != branch.id:
+        raise InvalidInput(f"counter {counter.id} is not in branch {branch.code}", "bad_counter")
+    new_service = service or ticket.service
+    if new_service.id == ticket.service_id and (counter is None or counter.id == ticket.counter_id):
+        raise InvalidInput("transfer to the same service and counter", "same_target")
+    if keep_place is None:
+        keep_place = branch.transfer_keeps_place
+    _transition(
+        ticket,
+        "transfer",
+        actor,
+        now,
+        finished_at=now,
+        data={"service": new_service.code, "counter_id": counter.id if counter else None},
+    )
+    nxt = Ticket(
+        visit_id=ticket.visit_id,
+        step=ticket.step + 1,
+        branch_id=branch.id,
+        service_id=new_service.id,
+        business_day=branch.business_day(now),
+        sequence=None,
+        number=ticket.number,
+        priority=ticket.priority,
+        source=ticket.source,
+        status=TicketStatus.WAITING,
+        issued_at=now,
+        queue_since=ticket.visit.arrived_at if keep_place else now,
+        recall_count=0,
+        target_counter_id=counter.id if counter else None,
+        previous_id=ticket.id,
+        handover_note=note,
+    )
+    db.session.add(nxt)
+    db.session.flush()
+    journal.record(
+        "transferred_in",
+        branch_id=branch.id,
+        now=now,
+        ticket=nxt,
+        actor_id=actor.id,
+        data={"from_ticket": ticket.id},
+    )
+    return nxt
+
+
+# --- counters --------------------------------------------------------------------------------
+
+
+def open_counter(counter: Counter, actor: User, *, now: datetime) -> Counter:
+    """Open (or resume after a pause) and sign the actor in at the counter."""
+    counter = _lock_counter(counter.id)
+    _require_floor(actor, counter.branch)
+    taken = counter.status != CounterStatus.CLOSED and counter.staff_id not in (None, actor.id)
+    if taken and not _is_supervisor(actor, counter.branch):
+        raise Conflict(f"{counter.name} is already open for someone else", "counter_taken")
+    elsewhere = db.session.scalar(
+        select(Counter).where(
+            Counter.staff_id == actor.id,
+            Counter.id != counter.id,
+            Counter.status != CounterStatus.CLOSED,
+        )
+    )
+    if elsewhere is not None:
+        raise Conflict(
+            f"{actor.username} is signed in at {elsewhere.name}; close it first",
+            "signed_in_elsewhere",
+        )
+    if counter.status == CounterStatus.OPEN and counter.staff_id == actor.id:
+        return counter
+    before = counter.status
+    counter.status = CounterStatus.OPEN
+    counter.staff_id = (
+        counter.staff_id if before == CounterStatus.PAUSED and counter.staff_id else actor.id
+    )
+    counter.pause_reason = None
+    counter.status_since = now
+    db.session.flush()
+    journal.record(
+        "counter_opened",
+        branch_id=counter.branch_id,
+        now=now,
+        counter_id=counter.id,
+        actor_id=actor.id,
+        data={"from": before.value},
+    )
+    return counter
+
+
+def pause_counter(counter: Counter, actor: User, *, now: datetime, reason: str | None = None):
+    counter = _lock_counter(counter.id)
+    _require_operator(counter, actor)
+    if counter.status != CounterStatus.OPEN:
+        raise Conflict(f"{counter.name} is {counter.status.value}, not open", "counter_not_open")
+    _require_idle(counter)
+    counter.status = CounterStatus.PAUSED
+    counter.pause_reason = reason
+    counter.status_since = now
+    db.session.flush()
+    journal.record(
+        "counter_paused",
+        branch_id=counter.branch_id,
+        now=now,
+        counter_id=counter.id,
+        actor_id=actor.id,
+        data={"reason": reason} if reason else None,
+    )
+    return counter
+
+
+def close_counter(counter: Counter, actor: User, *, now: datetime) -> Counter:
+    """Close and sign out. Tickets that were sent to this counter go back to their queue."""
+    counter = _lock_counter(counter.id)
+    if counter.status == CounterStatus.CLOSED:
+        raise Conflict(f"{counter.name} is already closed", "counter_closed")
+    _require_operator(counter, actor)
+    _require_idle(counter)
+    released = db.session.execute(
+        update(Ticket)
+        .where(Ticket.target_counter_id == counter.id, Ticket.status == TicketStatus.WAITING)
+        .values(target_counter_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    counter.status = CounterStatus.CLOSED
+    counter.staff_id = None
+    counter.pause_reason = None
+    counter.status_since = now
+    db.session.flush()
+    journal.record(
+        "counter_closed",
+        branch_id=counter.branch_id,
+        now=now,
+        counter_id=counter.id,
+        actor_id=actor.id,
+        data={"released": released} if released else None,
+    )
+    return counter

@@ -1,0 +1,42 @@
+"""Start queue_app with the embedded defaults: SQLite, in-process Socket.IO and scheduler.
+
+`make run` prepares everything first (environment, migrations, demo data) and then runs this.
+"""
+
+import os
+
+from queue_app import create_app
+from queue_app.extensions import socketio
+
+HOST = os.environ.get("HOST", "127.0.0.1")
+PORT = int(os.environ.get("PORT", "5000"))
+
+
+def banner(app) -> str:
+    base = f"http://{HOST}:{PORT}"
+    database = app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0]
+    lines = [
+        "",
+        f"queue_app is running ({app.config['PROFILE']} profile, {database})",
+        f"  start page        {base}/",
+        f"  API branches      {base}/api/v1/branches",
+        f"  API services      {base}/api/v1/branches/JKT01/services",
+        f"  OpenAPI document  {base}/api/v1/openapi.json",
+        f"  health            {base}/healthz",
+        "  demo accounts     admin, dewi.lestari (manager JKT01), budi.santoso (staff JKT01) ...",
+        "                    password: demo-pass",
+        "  API token         .venv/bin/flask --app queue_app tokens create budi.santoso",
+        "Press Ctrl+C to stop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    app = create_app(os.environ.get("QUEUE_APP_PROFILE", "embedded"))
+    print(banner(app), flush=True)
+    socketio.run(app, host=HOST, port=PORT, allow_unsafe_werkzeug=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Fixtures: one migrated database per test session, emptied after every test that used it.
+
+The database is SQLite (a file in a temporary folder) unless `DATABASE_URL` names another
+one, which CI points at a real PostgreSQL. The schema comes from the Alembic migrations, not
+from `create_all`, so the migrations are what is tested.
+"""
+
+import os
+from datetime import UTC, datetime
+
+import flask_migrate
+import pytest
+from sqlalchemy import text
+
+from queue_app import create_app
+from queue_app.config import normalise_database_url
+from queue_app.extensions import db
+
+from . import factories
+
+
+def _database_url(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return normalise_database_url(url)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def _reset_schema(app):
+    """Drop everything in the test database so the migrations start from nothing."""
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        db.drop_all()
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=_database_url(tmp_path_factory))
+    with app.app_context():
+        _reset_schema(app)
+        flask_migrate.upgrade()
+    return app
+
+
+def _table_names():
+    return [t.name for t in reversed(db.metadata.sorted_tables)]
+
+
+def empty_database():
+    db.session.remove()
+    engine = db.engine
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(_table_names())} RESTART IDENTITY CASCADE"))
+        else:
+            for name in _table_names():
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def app_ctx(app):
+    """An application context on an empty database."""
+    with app.app_context():
+        yield app
+        empty_database()
+
+
+@pytest.fixture
+def client(app_ctx):
+    return app_ctx.test_client()
+
+
+@pytest.fixture
+def session(app_ctx):
+    return db.session
+
+
+@pytest.fixture
+def now():
+    """A Tuesday morning in Jakarta (03:00 UTC = 10:00 WIB), inside opening hours."""
+    return datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def is_postgres(app):
+    with app.app_context():
+        return db.engine.dialect.name == "postgresql"
+
+
+@pytest.fixture
+def make(app_ctx):
+    """The factories (tests/factories.py), bound to the test's application context."""
+    return factories
