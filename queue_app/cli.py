@@ -59,11 +59,12 @@ def users_create(username, role, branch_codes, services, password, name, manager
     chosen = None
     if services is not None:
         wanted = [c.strip() for c in services.split(",") if c.strip()]
-        offered = {s.code: s for b in branches for s in b.services}
-        missing = [c for c in wanted if c not in offered]
+        offered = [s for b in branches for s in b.services]
+        missing = [c for c in wanted if c not in {s.code for s in offered}]
         if missing:
             raise click.ClickException(f"unknown services: {', '.join(missing)}")
-        chosen = [offered[c] for c in wanted]
+        # a code names that service in each of the user's branches that offers it
+        chosen = [s for s in offered if s.code in wanted]
     boss = None
     if manager:
         boss = db.session.scalar(select(User).where(User.username == manager))
@@ -97,6 +98,9 @@ def tokens_create(username, name):
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         raise click.ClickException(f"no user {username!r}")
+    if not user.active:
+        # the API refuses every token of a deactivated account: do not hand out a dead one
+        raise click.ClickException(f"user {username!r} is deactivated")
     token = create_api_token(user, name=name, now=utcnow())
     db.session.commit()
     click.echo(f"token for {user.username} ({user.role.value}):")

@@ -2,11 +2,18 @@
 
 from flask import jsonify, request
 from flask_smorest import Api
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..core.errors import DomainError
 from ..extensions import db
+from .schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
 
@@ -21,8 +28,13 @@ _REASONS = {
     415: "unsupported_media_type",
     422: "invalid",
     429: "too_many_requests",
+    500: "internal_error",
     503: "unavailable",
 }
+
+# the database is down, unreachable, overloaded or asked us to retry (serialization failure,
+# deadlock, lock timeout): worth a 503 and a retry. Any other database error is a bug: 500.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
 def error_body(status: int, message: str, code: str | None = None, **extra):
@@ -37,6 +49,9 @@ def _is_api_request() -> bool:
 
 class QueueApi(Api):
     """flask-smorest with this project's error shape: {"error": {"code", "message"}}."""
+
+    # documents the error responses with the shape handle_http_exception really returns
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException):
         if not _is_api_request():
@@ -55,8 +70,14 @@ class QueueApi(Api):
         else:
             message = data.get("message") or error.description or error.name
         response = error_body(error.code, message, data.get("code"), **extra)
+        headers = response[0].headers
+        # what the exception itself says in headers (e.g. `Allow` for a 405), but not its
+        # HTML content type
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                headers[name] = value
         if error.code == 401:
-            response[0].headers["WWW-Authenticate"] = 'Bearer realm="queue_app"'
+            headers["WWW-Authenticate"] = 'Bearer realm="queue_app"'
         return response
 
 
@@ -89,9 +110,9 @@ def init_api(app):
     )
     api.init_app(app)
 
-    from . import branches, counters, tickets
+    from . import branches, counters, meta, tickets
 
-    for module in (branches, tickets, counters):
+    for module in (meta, branches, tickets, counters):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
 
     @app.errorhandler(DomainError)
@@ -103,6 +124,10 @@ def init_api(app):
     def _database_error(error):
         db.session.rollback()
         app.logger.exception("database error")
+        if isinstance(error, UNAVAILABLE_ERRORS):
+            if _is_api_request():
+                return error_body(503, "the database is not available, try again", "unavailable")
+            return "Service unavailable", 503
         if _is_api_request():
-            return error_body(503, "the database is not available, try again", "unavailable")
-        return "Service unavailable", 503
+            return error_body(500, "internal error", "internal_error")
+        return "Internal server error", 500

@@ -1,6 +1,7 @@
 """Bearer-token authentication and branch access checks for the API."""
 
 from functools import wraps
+from http import HTTPStatus
 
 from flask import abort, g, request
 
@@ -9,6 +10,8 @@ from ..accounts.services import user_for_token
 from ..branches.models import Branch
 
 SECURITY = [{"bearerAuth": []}]
+# public endpoints where a token is optional (and changes what is allowed)
+OPTIONAL_SECURITY = [{}, {"bearerAuth": []}]
 
 
 def bearer_user() -> User | None:
@@ -34,6 +37,31 @@ def staff_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def documents_errors(blp, *statuses):
+    """Document error responses (with the API's error schema) on an endpoint."""
+
+    def decorator(view):
+        for status in statuses:
+            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
+        return view
+
+    return decorator
+
+
+def staff_endpoint(blp, *statuses):
+    """A staff-only endpoint: bearer token required, documented with its error responses.
+
+    Put it above `blp.arguments`, so that authentication comes before reading the body.
+    """
+
+    def decorator(view):
+        view = documents_errors(blp, 401, 403, *statuses)(view)
+        view = blp.doc(security=SECURITY)(view)
+        return staff_required(view)
+
+    return decorator
 
 
 def require_view(branch: Branch) -> User:

@@ -1,5 +1,4 @@
 from flask import abort
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
@@ -10,8 +9,16 @@ from ..tickets import queries
 from ..tickets import services as tickets
 from ..tickets.models import Priority, Source, Ticket, TicketStatus
 from . import presenters
-from .auth import SECURITY, bearer_user, require_floor, require_view, staff_required
-from .lookups import branch_or_404, service_or_404
+from .auth import (
+    OPTIONAL_SECURITY,
+    bearer_user,
+    documents_errors,
+    require_floor,
+    require_view,
+    staff_endpoint,
+)
+from .lookups import branch_or_404, service_in_body
+from .parsing import Blueprint
 from .schemas import (
     BranchListSchema,
     BranchSchema,
@@ -39,12 +46,14 @@ def list_branches():
 
 @blp.get("/branches/<code>")
 @blp.response(200, BranchSchema)
+@documents_errors(blp, 404)
 def get_branch(code):
     return presenters.branch(branch_or_404(code), utcnow())
 
 
 @blp.get("/branches/<code>/services")
 @blp.response(200, ServiceListSchema)
+@documents_errors(blp, 404)
 def list_services(code):
     """The services a customer can queue for, with how many wait and how many counters serve."""
     branch = branch_or_404(code)
@@ -78,15 +87,17 @@ def list_services(code):
 @blp.post("/branches/<code>/tickets")
 @blp.arguments(IssueTicketSchema)
 @blp.response(201, TicketSchema)
-@blp.alt_response(404, description="unknown branch")
-@blp.alt_response(422, description="unknown service or invalid input")
+@documents_errors(blp, 400, 401, 403, 404, 409)
+@blp.doc(security=OPTIONAL_SECURITY)
 def issue_ticket(data, code):
     """Issue a ticket (kiosks and phones; no token needed).
 
     `priority: vip` and the sources `staff` and `appointment` need a staff token of the branch.
+    A customer's phone number is stored in E.164 (`0812-3456-7890` at an Indonesian branch
+    is `+6281234567890`); an invalid one is refused (422, `invalid_phone`).
     """
     branch = branch_or_404(code)
-    service = service_or_404(branch, data["service"], status=422)
+    service = service_in_body(branch, data["service"])
     actor = bearer_user()
     if data["priority"] in STAFF_ONLY_PRIORITIES or data["source"] in STAFF_ONLY_SOURCES:
         if actor is None:
@@ -98,7 +109,8 @@ def issue_ticket(data, code):
         external_id=customer_data.get("external_id"),
         name=customer_data.get("name"),
         region=branch.country,
-        trusted=actor is not None,
+        # only the branch's own floor staff may complete what is stored about a customer
+        trusted=actor is not None and actor.can_work_floor(branch),
     )
     ticket = tickets.issue_ticket(
         branch,
@@ -116,9 +128,8 @@ def issue_ticket(data, code):
 
 
 @blp.get("/branches/<code>/counters")
-@staff_required
+@staff_endpoint(blp, 404)
 @blp.response(200, CounterListSchema)
-@blp.doc(security=SECURITY)
 def list_counters(code):
     """The branch's counters with their status, who is signed in and the current ticket."""
     branch = branch_or_404(code)
@@ -127,9 +138,8 @@ def list_counters(code):
 
 
 @blp.get("/branches/<code>/queue")
-@staff_required
+@staff_endpoint(blp, 404)
 @blp.response(200, TicketListSchema)
-@blp.doc(security=SECURITY)
 def waiting_list(code):
     """The branch's waiting tickets in queue order."""
     branch = branch_or_404(code)

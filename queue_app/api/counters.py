@@ -1,13 +1,13 @@
 from flask import Response, g
-from flask_smorest import Blueprint
 
 from ..core.types import utcnow
 from ..extensions import db
 from ..tickets import services as tickets
 from . import presenters
-from .auth import SECURITY, require_floor, staff_required
+from .auth import require_floor, staff_endpoint
 from .lookups import counter_or_404
-from .schemas import CounterSchema, PauseSchema, TicketSchema
+from .parsing import Blueprint
+from .schemas import CounterSchema, EmptySchema, PauseSchema, TicketSchema
 
 blp = Blueprint("counters", __name__, description="Opening counters and calling tickets")
 
@@ -19,10 +19,10 @@ def _counter_response(counter):
 
 
 @blp.post("/counters/<int:counter_id>/open")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, CounterSchema)
-@blp.doc(security=SECURITY)
-def open_counter(counter_id):
+def open_counter(_data, counter_id):
     """Open the counter (or end its pause) and sign the caller in at it."""
     counter = counter_or_404(counter_id)
     require_floor(counter.branch)
@@ -30,10 +30,9 @@ def open_counter(counter_id):
 
 
 @blp.post("/counters/<int:counter_id>/pause")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
 @blp.arguments(PauseSchema, required=False)
 @blp.response(200, CounterSchema)
-@blp.doc(security=SECURITY)
 def pause_counter(data, counter_id):
     counter = counter_or_404(counter_id)
     require_floor(counter.branch)
@@ -42,21 +41,21 @@ def pause_counter(data, counter_id):
 
 
 @blp.post("/counters/<int:counter_id>/close")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, CounterSchema)
-@blp.doc(security=SECURITY)
-def close_counter(counter_id):
+def close_counter(_data, counter_id):
     counter = counter_or_404(counter_id)
     require_floor(counter.branch)
     return _counter_response(tickets.close_counter(counter, g.user, now=utcnow()))
 
 
 @blp.post("/counters/<int:counter_id>/call-next")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.alt_response(204, description="nobody waits for this counter")
-@blp.doc(security=SECURITY)
-def call_next(counter_id):
+@blp.alt_response(204, description="nobody waits for this counter", success=True)
+def call_next(_data, counter_id):
     """Call the next ticket by the branch's routing rules."""
     counter = counter_or_404(counter_id)
     require_floor(counter.branch)

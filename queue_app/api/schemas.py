@@ -1,9 +1,61 @@
 """Request and response schemas; they also generate the OpenAPI document."""
 
-from marshmallow import Schema, fields, validate
+import unicodedata
+from datetime import UTC, datetime
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..branches.models import CounterStatus
 from ..tickets.models import Priority, Source, TicketStatus
+from .lookups import MAX_ID
+
+# --- input fields: what the database can store, refused with a 422 otherwise -----------------
+
+
+class Text(fields.String):
+    """A string without NUL, other control characters or lone surrogates.
+
+    PostgreSQL cannot store NUL in text and neither database driver can encode a lone
+    surrogate; both would otherwise fail deep inside a query. `multiline` text (notes) may
+    contain tabs and line breaks.
+    """
+
+    def __init__(self, *args, multiline: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allowed = {"\t", "\n", "\r"} if multiline else set()
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        for char in text:
+            if char in self.allowed:
+                continue
+            category = unicodedata.category(char)
+            if category == "Cs":
+                raise ValidationError("Not valid Unicode text.")
+            if category == "Cc":
+                raise ValidationError("Control characters are not allowed.")
+        return text
+
+
+class Id(fields.Integer):
+    """A row id: a JSON integer (not 1.0, not "1") that fits the database's id columns."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """`true` or `false`; not 1, "yes" or "on"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+# appointment times outside this span are typing errors, and would overflow on conversion
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class BranchSchema(Schema):
@@ -42,19 +94,34 @@ class ServiceListSchema(Schema):
 
 
 class CustomerInSchema(Schema):
-    phone = fields.String(validate=validate.Length(min=3, max=32))
-    external_id = fields.String(validate=validate.Length(min=1, max=64))
-    name = fields.String(validate=validate.Length(min=1, max=120))
+    phone = Text(
+        validate=validate.Length(min=3, max=32),
+        metadata={
+            "description": "as people write it; stored in E.164",
+            "example": "0812-3456-7890",
+        },
+    )
+    external_id = Text(validate=validate.Length(min=1, max=64))
+    name = Text(validate=validate.Length(min=1, max=120))
 
 
 class IssueTicketSchema(Schema):
-    service = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    service = Text(required=True, validate=validate.Length(min=1, max=32))
     priority = fields.Enum(Priority, by_value=True, load_default=Priority.NORMAL)
     source = fields.Enum(Source, by_value=True, load_default=Source.KIOSK)
     customer = fields.Nested(CustomerInSchema)
     appointment_due_at = fields.AwareDateTime(
-        metadata={"description": "appointment time; only with source=appointment"}
+        validate=validate.Range(min=EARLIEST, max=LATEST),
+        metadata={"description": "appointment time; only with source=appointment"},
     )
+
+    @validates_schema
+    def _due_only_for_appointments(self, data, **_kwargs):
+        # routing puts a due appointment first: no other ticket may claim to be one
+        if "appointment_due_at" in data and data.get("source") != Source.APPOINTMENT:
+            raise ValidationError(
+                "only an appointment ticket has an appointment time", "appointment_due_at"
+            )
 
 
 class CounterRefSchema(Schema):
@@ -126,37 +193,39 @@ class CounterListSchema(Schema):
     items = fields.List(fields.Nested(CounterSchema))
 
 
+class EmptySchema(Schema):
+    """No body, or an empty object: an action that takes no arguments."""
+
+
 class PauseSchema(Schema):
-    reason = fields.String(validate=validate.Length(max=120))
+    reason = Text(validate=validate.Length(max=120))
 
 
 class CallSchema(Schema):
-    counter_id = fields.Integer(
-        metadata={"description": "defaults to the counter the caller is signed in at"}
-    )
+    counter_id = Id(metadata={"description": "defaults to the counter the caller is signed in at"})
 
 
 class FinishSchema(Schema):
-    outcome = fields.String(
+    outcome = Text(
         validate=[validate.Length(min=1, max=40), validate.Regexp(r"^[a-z0-9_.-]+$")],
         metadata={"example": "account_opened"},
     )
-    note = fields.String(validate=validate.Length(max=2000))
+    note = Text(multiline=True, validate=validate.Length(max=2000))
 
 
 class NoteSchema(Schema):
-    note = fields.String(validate=validate.Length(max=2000))
+    note = Text(multiline=True, validate=validate.Length(max=2000))
 
 
 class CancelSchema(Schema):
-    reason = fields.String(validate=validate.Length(max=200))
+    reason = Text(validate=validate.Length(max=200))
 
 
 class TransferSchema(Schema):
-    service = fields.String(validate=validate.Length(min=1, max=32))
-    counter_id = fields.Integer()
-    note = fields.String(validate=validate.Length(max=2000))
-    keep_place = fields.Boolean()
+    service = Text(validate=validate.Length(min=1, max=32))
+    counter_id = Id()
+    note = Text(multiline=True, validate=validate.Length(max=2000))
+    keep_place = StrictBoolean()
 
 
 class ErrorDetailSchema(Schema):

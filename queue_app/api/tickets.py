@@ -1,18 +1,18 @@
 from flask import abort, g
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from ..branches.models import Counter, CounterStatus
 from ..core.types import utcnow
 from ..extensions import db
-from ..tickets import queries
 from ..tickets import services as tickets
 from . import presenters
-from .auth import SECURITY, require_floor, staff_required
-from .lookups import counter_or_404, service_or_404, ticket_or_404
+from .auth import documents_errors, require_floor, staff_endpoint
+from .lookups import counter_in_body, service_in_body, ticket_by_token_or_404, ticket_or_404
+from .parsing import Blueprint
 from .schemas import (
     CallSchema,
     CancelSchema,
+    EmptySchema,
     FinishSchema,
     NoteSchema,
     PublicTicketSchema,
@@ -25,15 +25,10 @@ blp = Blueprint("tickets", __name__, description="Following a ticket and serving
 
 @blp.get("/tickets/<token>")
 @blp.response(200, PublicTicketSchema)
-@blp.alt_response(404, description="no ticket has this token")
+@documents_errors(blp, 404)
 def follow_ticket(token):
     """The current step of a visit, for the customer holding its token."""
-    if len(token) > 64:
-        abort(404, description="no ticket has this token")
-    ticket = queries.ticket_by_token(token)
-    if ticket is None:
-        abort(404, description="no ticket has this token")
-    return presenters.ticket(ticket)
+    return presenters.ticket(ticket_by_token_or_404(token))
 
 
 def _staff_ticket(ticket_id):
@@ -62,35 +57,34 @@ def _my_counter(branch_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/call")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
 @blp.arguments(CallSchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
 def call(data, ticket_id):
     """Call this waiting ticket (picked from the waiting list) to a counter."""
     ticket = _staff_ticket(ticket_id)
     if "counter_id" in data:
-        counter = counter_or_404(data["counter_id"])
+        counter = counter_in_body(data["counter_id"])
     else:
         counter = _my_counter(ticket.branch_id)
     return _done(tickets.call_ticket(ticket, counter, g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/start")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
-def start(ticket_id):
+def start(_data, ticket_id):
     """The customer has arrived at the counter: service starts."""
     return _done(tickets.start(_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/finish")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
 @blp.arguments(FinishSchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
 def finish(data, ticket_id):
+    """Service is over, with an outcome code and a note."""
     ticket = _staff_ticket(ticket_id)
     return _done(
         tickets.finish(
@@ -100,38 +94,32 @@ def finish(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/recall")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
-def recall(ticket_id):
+def recall(_data, ticket_id):
     """Call again; past the branch's recall limit the ticket becomes a no-show."""
     return _done(tickets.recall(_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/no-show")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
-def no_show(ticket_id):
+def no_show(_data, ticket_id):
+    """The called customer did not come to the counter."""
     return _done(tickets.mark_no_show(_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/transfer")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
 @blp.arguments(TransferSchema)
 @blp.response(200, TicketSchema, description="the new step of the visit")
-@blp.doc(security=SECURITY)
 def transfer(data, ticket_id):
     """Send the customer on to another service or counter, with a note for the next person."""
     ticket = _staff_ticket(ticket_id)
-    service = (
-        service_or_404(ticket.branch, data["service"], status=422) if "service" in data else None
-    )
-    counter = None
-    if "counter_id" in data:
-        counter = db.session.get(Counter, data["counter_id"])
-        if counter is None:
-            abort(422, description=f"no counter {data['counter_id']}")
+    service = service_in_body(ticket.branch, data["service"]) if "service" in data else None
+    counter = counter_in_body(data["counter_id"]) if "counter_id" in data else None
     nxt = tickets.transfer(
         ticket,
         g.user,
@@ -145,10 +133,9 @@ def transfer(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/hold")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
 @blp.arguments(NoteSchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
 def hold(data, ticket_id):
     """Park the ticket while the customer steps away; the counter is free meanwhile."""
     return _done(
@@ -157,19 +144,19 @@ def hold(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/resume")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
+@blp.arguments(EmptySchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
-def resume(ticket_id):
+def resume(_data, ticket_id):
     """A held ticket waits again, first in line for the counter that held it."""
     return _done(tickets.resume(_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/cancel")
-@staff_required
+@staff_endpoint(blp, 400, 404, 409)
 @blp.arguments(CancelSchema, required=False)
 @blp.response(200, TicketSchema)
-@blp.doc(security=SECURITY)
 def cancel(data, ticket_id):
+    """The customer leaves the queue (or is taken off it)."""
     ticket = _staff_ticket(ticket_id)
     return _done(tickets.cancel(ticket, g.user, now=utcnow(), reason=data.get("reason")))
