@@ -37,7 +37,7 @@ queue_app/static/vendor/.copied: package.json package-lock.json
 	touch $@
 
 translations: python
-	$(BIN)/pybabel compile --use-fuzzy -q -d queue_app/translations
+	$(BIN)/pybabel compile --statistics -d queue_app/translations
 
 # Debian's Chromium drives the browser tests (Playwright's own browser download is not used)
 browser:
@@ -60,9 +60,24 @@ format: python
 bench: setup
 	$(BIN)/python bench/issue_tickets.py
 
+# extract every gettext string into the template, then bring each language's catalogue up to date
+# (a language without a catalogue yet gets one). Translate the new entries in the .po files.
+LANGUAGES := id en
+CATALOGS  := queue_app/translations
 messages: python
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o queue_app/translations/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i queue_app/translations/messages.pot -d queue_app/translations --no-fuzzy-matching
+	mkdir -p $(CATALOGS)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -c TRANSLATORS: \
+	  --ignore-dirs='.* ._ node_modules instance' --project=queue_app \
+	  --version=$(shell sed -n 's/^version *= *//p' setup.cfg) --copyright-holder='queue_app contributors' --no-location --sort-output \
+	  -o $(CATALOGS)/messages.pot .
+	for lang in $(LANGUAGES); do \
+	  if test -f $(CATALOGS)/$$lang/LC_MESSAGES/messages.po; then \
+	    $(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) -l $$lang \
+	      --no-fuzzy-matching --ignore-obsolete || exit 1; \
+	  else \
+	    $(BIN)/pybabel init -i $(CATALOGS)/messages.pot -d $(CATALOGS) -l $$lang || exit 1; \
+	  fi; \
+	done
 
 clean:
 	rm -rf $(VENV) node_modules queue_app/static/vendor
