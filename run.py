@@ -34,6 +34,10 @@ def banner(app) -> str:
 
 def main():
     app = create_app(os.environ.get("QUEUE_APP_PROFILE", "embedded"))
+    if app.config["SCHEDULER_ENABLED"]:
+        from queue_app.jobs.scheduler import start_background
+
+        start_background(app)
     print(banner(app), flush=True)
     socketio.run(app, host=HOST, port=PORT, allow_unsafe_werkzeug=True, use_reloader=False)
 

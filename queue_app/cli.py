@@ -15,6 +15,7 @@ from .extensions import db
 demo_cli = AppGroup("demo", help="The demo network.")
 users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API tokens.")
+jobs_cli = AppGroup("jobs", help="Scheduled jobs.")
 
 
 @demo_cli.command("seed")
@@ -107,6 +108,30 @@ def tokens_create(username, name):
     click.echo(token)
 
 
+@jobs_cli.command("run")
+def jobs_run():
+    """Run the scheduler in the foreground (production: exactly one such process)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from .jobs.scheduler import configure
+
+    scheduler = configure(BlockingScheduler(timezone="UTC"), current_app._get_current_object())
+    click.echo("scheduler: " + ", ".join(job.id for job in scheduler.get_jobs()))
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)
+
+
+@jobs_cli.command("close-days")
+def jobs_close_days():
+    """Close the tickets left open from earlier business days, now."""
+    from .jobs.tasks import close_past_business_days
+
+    closed = close_past_business_days(current_app._get_current_object(), utcnow())
+    click.echo(f"closed {closed} tickets of earlier business days")
+
+
 def register_cli(app):
-    for group in (demo_cli, users_cli, tokens_cli):
+    for group in (demo_cli, users_cli, tokens_cli, jobs_cli):
         app.cli.add_command(group)

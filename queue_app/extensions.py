@@ -20,7 +20,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# objects stay readable after the commit, so a view commits its unit of work first and then
+# renders the answer (positions, estimates) without holding the transaction's row locks
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 socketio = SocketIO()
 babel = Babel()

@@ -26,13 +26,18 @@ class IsolatedClient(FlaskClient):
     request sees its changes through the shared session), and `g.user` or the cached locale
     of one request leak into the next. Before each request the test's own session ends its
     transaction (commit): the request sees what the test set up, and SQLite's write lock,
-    which the test's session holds from its first read, is free.
+    which the test's session holds from its first read, is free. After the request the
+    test's session forgets what it had loaded, so the test reads what the request wrote.
     """
 
     def open(self, *args, **kwargs):
         db.session.commit()
         with self.application.app_context():
-            return super().open(*args, **kwargs)
+            response = super().open(*args, **kwargs)
+        # sessions keep their objects after a commit (expire_on_commit=False): the test's
+        # session must read again what the request changed
+        db.session.expire_all()
+        return response
 
 
 def isolated_client(app) -> IsolatedClient:

@@ -134,6 +134,7 @@ def test_demo_seed_completes_a_partial_network(cli):
     assert cli("demo", "seed").exit_code == 0
     before = _counts()
     user = db.session.scalar(select(User).where(User.username == "lina.marlina"))
+    db.session.expunge(user)
     db.session.execute(User.__table__.delete().where(User.id == user.id))
     db.session.commit()
     result = cli("demo", "seed")

@@ -122,8 +122,8 @@ def issue_ticket(data, code):
         appointment_due_at=data.get("appointment_due_at"),
         actor=actor,
     )
-    result = presenters.ticket(ticket, with_token=True)
     db.session.commit()
+    result = presenters.ticket(ticket, with_token=True)
     return result
 
 

@@ -13,8 +13,8 @@ blp = Blueprint("counters", __name__, description="Opening counters and calling 
 
 
 def _counter_response(counter):
-    result = presenters.counter(counter, tickets.active_ticket(counter))
     db.session.commit()
+    result = presenters.counter(counter, tickets.active_ticket(counter))
     return result
 
 
@@ -63,6 +63,6 @@ def call_next(_data, counter_id):
     if ticket is None:
         db.session.commit()
         return Response(status=204)
-    result = presenters.ticket(ticket)
     db.session.commit()
+    result = presenters.ticket(ticket)
     return result

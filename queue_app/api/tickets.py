@@ -38,8 +38,8 @@ def _staff_ticket(ticket_id):
 
 
 def _done(ticket):
-    result = presenters.ticket(ticket)
     db.session.commit()
+    result = presenters.ticket(ticket)
     return result
 
 

@@ -73,15 +73,24 @@ def issue_ticket(
         raise Conflict(f"service {service.code!r} is not available now", "service_unavailable")
     if source == Source.APPOINTMENT and appointment_due_at is None:
         raise InvalidInput("an appointment ticket needs its appointment time", "missing_due_at")
+    if source != Source.APPOINTMENT and appointment_due_at is not None:
+        # routing puts due appointments first: only an appointment may carry a due time
+        raise InvalidInput(
+            "only an appointment ticket has an appointment time", "unexpected_due_at"
+        )
     day = branch.business_day(now)
-    sequence = next_sequence(branch.id, service.id, day)
     visit = Visit(
         branch_id=branch.id,
         customer_id=customer.id if customer else None,
         token=secrets.token_urlsafe(TOKEN_BYTES),
         arrived_at=now,
     )
+    db.session.add(visit)
+    db.session.flush()
+    # the number is taken as late as possible: its row stays locked until the commit
+    sequence = next_sequence(branch.id, service.id, day)
     ticket = Ticket(
+        visit_id=visit.id,
         visit=visit,
         step=1,
         branch_id=branch.id,
@@ -98,10 +107,11 @@ def issue_ticket(
         appointment_due_at=appointment_due_at,
         recall_count=0,
     )
-    db.session.add_all([visit, ticket])
+    db.session.add(ticket)
     db.session.flush()
     journal.record(
         "issued",
+        session=db.session,
         branch_id=branch.id,
         now=now,
         ticket=ticket,
@@ -216,6 +226,7 @@ def _mark_called(ticket: Ticket, counter: Counter, staff_id: int, now: datetime,
     db.session.flush()
     journal.record(
         "called",
+        session=db.session,
         branch_id=ticket.branch_id,
         now=now,
         ticket=ticket,
@@ -253,6 +264,8 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
         ).where(
             Ticket.branch_id == branch.id,
             Ticket.status == TicketStatus.WAITING,
+            # yesterday's leftovers are closed by a job; never call them meanwhile
+            Ticket.business_day == branch.business_day(now),
             or_(
                 and_(Ticket.target_counter_id.is_(None), Ticket.service_id.in_(service_ids)),
                 Ticket.target_counter_id == counter.id,
@@ -324,7 +337,9 @@ def call_ticket(ticket: Ticket, counter: Counter, actor: User, *, now: datetime)
 # --- at the counter --------------------------------------------------------------------------
 
 
-def _transition(ticket: Ticket, action: str, actor: User, now: datetime, data=None, **changes):
+def _transition(
+    ticket: Ticket, action: str, actor: User | None, now: datetime, data=None, **changes
+):
     before = ticket.status
     ticket.status = states.target(action, ticket.status)
     for key, value in changes.items():
@@ -335,10 +350,11 @@ def _transition(ticket: Ticket, action: str, actor: User, now: datetime, data=No
     db.session.flush()
     journal.record(
         action,
+        session=db.session,
         branch_id=ticket.branch_id,
         now=now,
         ticket=ticket,
-        actor_id=actor.id,
+        actor_id=actor.id if actor else None,
         from_status=before.value,
         data=data,
     )
@@ -409,11 +425,21 @@ def hold(ticket: Ticket, actor: User, *, now: datetime, note: str | None = None)
 
 
 def resume(ticket: Ticket, actor: User, *, now: datetime) -> Ticket:
-    """A held ticket waits again, first in line for the counter that held it."""
+    """A held ticket waits again, first in line for the counter that held it.
+
+    If that counter has closed since, nobody holds the ticket any more: it goes back to its
+    service's queue (a ticket sent to a closed counter would never be called). The counter is
+    locked before the ticket, as everywhere else, so it cannot close in between.
+    """
+    held_id = db.session.scalar(select(Ticket.counter_id).where(Ticket.id == ticket.id))
+    held_at = _lock_counter(held_id) if held_id is not None else None
     ticket = _lock_ticket(ticket.id)
     states.target("resume", ticket.status)
     _require_floor(actor, ticket.branch)
-    held_at = ticket.counter
+    if ticket.counter_id != held_id:
+        raise Conflict(f"ticket {ticket.number} changed meanwhile, try again", "changed")
+    if held_at is not None and held_at.status == CounterStatus.CLOSED:
+        held_at = None
     if (
         held_at is not None
         and held_at.staff_id != actor.id
@@ -431,10 +457,40 @@ def resume(ticket: Ticket, actor: User, *, now: datetime) -> Ticket:
 
 
 def cancel(ticket: Ticket, actor: User, *, now: datetime, reason: str | None = None) -> Ticket:
+    """Take the ticket out of the queue. A called ticket belongs to the counter that called it."""
     ticket = _lock_ticket(ticket.id)
     states.target("cancel", ticket.status)
     _require_floor(actor, ticket.branch)
+    if ticket.status == TicketStatus.CALLED:
+        _require_handler(ticket, actor)
     return _transition(ticket, "cancel", actor, now, data={"reason": reason} if reason else None)
+
+
+def close_past_business_days(branch: Branch, *, now: datetime) -> int:
+    """Close what is still open from earlier business days of the branch; returns how many.
+
+    Waiting, called and held tickets are cancelled and tickets still in service are finished,
+    both with the reason `day_closed` in the journey log, so that yesterday's queue is never
+    called today. Nothing is deleted.
+    """
+    today = branch.business_day(now)
+    stale = db.session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.branch_id == branch.id,
+            Ticket.business_day < today,
+            Ticket.status.in_(
+                (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.HELD)
+            ),
+        )
+        .order_by(Ticket.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for ticket in stale:
+        action = "finish" if ticket.status == TicketStatus.SERVING else "cancel"
+        _transition(ticket, action, None, now, data={"reason": "day_closed"})
+    return len(stale)
 
 
 def transfer(
@@ -451,7 +507,11 @@ def transfer(
 
     The customer keeps their number. The new step waits at the place of the original arrival
     when `keep_place` (default: the branch's setting), otherwise at the back of the queue.
+    A closed counter takes no transfers (nobody would call the ticket there); the counter is
+    locked before the ticket, so it cannot close in between.
     """
+    if counter is not None:
+        counter = _lock_counter(counter.id)
     ticket = _lock_ticket(ticket.id)
     states.target("transfer", ticket.status)
     _require_handler(ticket, actor)
@@ -464,6 +524,8 @@ def transfer(
         )
     if counter is not None and counter.branch_id != branch.id:
         raise InvalidInput(f"counter {counter.id} is not in branch {branch.code}", "bad_counter")
+    if counter is not None and counter.status == CounterStatus.CLOSED:
+        raise Conflict(f"{counter.name} is closed", "counter_closed")
     new_service = service or ticket.service
     if new_service.id == ticket.service_id and (counter is None or counter.id == ticket.counter_id):
         raise InvalidInput("transfer to the same service and counter", "same_target")
@@ -499,6 +561,7 @@ def transfer(
     db.session.flush()
     journal.record(
         "transferred_in",
+        session=db.session,
         branch_id=branch.id,
         now=now,
         ticket=nxt,
@@ -542,6 +605,7 @@ def open_counter(counter: Counter, actor: User, *, now: datetime) -> Counter:
     db.session.flush()
     journal.record(
         "counter_opened",
+        session=db.session,
         branch_id=counter.branch_id,
         now=now,
         counter_id=counter.id,
@@ -563,6 +627,7 @@ def pause_counter(counter: Counter, actor: User, *, now: datetime, reason: str |
     db.session.flush()
     journal.record(
         "counter_paused",
+        session=db.session,
         branch_id=counter.branch_id,
         now=now,
         counter_id=counter.id,
@@ -592,6 +657,7 @@ def close_counter(counter: Counter, actor: User, *, now: datetime) -> Counter:
     db.session.flush()
     journal.record(
         "counter_closed",
+        session=db.session,
         branch_id=counter.branch_id,
         now=now,
         counter_id=counter.id,

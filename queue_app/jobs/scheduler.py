@@ -1,0 +1,46 @@
+"""Building the APScheduler scheduler with every job of queue_app."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from ..core.types import utcnow
+from . import tasks
+
+JOBS = [
+    # id, function, trigger
+    ("close_past_business_days", tasks.close_past_business_days, IntervalTrigger(minutes=10)),
+]
+
+
+def _runner(app, job):
+    def run():
+        return job(app, utcnow())
+
+    run.__name__ = job.__name__
+    return run
+
+
+def configure(scheduler: BaseScheduler, app) -> BaseScheduler:
+    for job_id, func, trigger in JOBS:
+        scheduler.add_job(
+            _runner(app, func),
+            trigger,
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            coalesce=True,  # after downtime run once, not once per missed interval
+            max_instances=1,
+            misfire_grace_time=300,
+            next_run_time=utcnow(),  # also once at start-up
+        )
+    return scheduler
+
+
+def start_background(app) -> BackgroundScheduler:
+    """The embedded profile: jobs run in threads of the web process."""
+    scheduler = configure(BackgroundScheduler(timezone="UTC"), app)
+    scheduler.start()
+    return scheduler

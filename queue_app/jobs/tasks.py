@@ -1,0 +1,36 @@
+"""The jobs themselves: plain functions of (app, now), callable from tests with any `now`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..branches.models import Branch
+from ..extensions import db
+from ..tickets import services as tickets
+
+log = logging.getLogger(__name__)
+
+
+def close_past_business_days(app, now: datetime) -> int:
+    """Close the tickets left active from earlier business days, branch by branch.
+
+    One branch is one unit of work: a failure in one branch is logged and rolled back without
+    holding back the others.
+    """
+    closed = 0
+    with app.app_context():
+        branch_ids = db.session.scalars(select(Branch.id).where(Branch.active.is_(True))).all()
+        db.session.rollback()
+        for branch_id in branch_ids:
+            try:
+                branch = db.session.get(Branch, branch_id)
+                count = tickets.close_past_business_days(branch, now=now)
+                db.session.commit()
+                closed += count
+            except Exception:
+                db.session.rollback()
+                log.exception("closing past business days failed for branch %s", branch_id)
+    return closed
