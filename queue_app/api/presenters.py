@@ -46,7 +46,7 @@ def counter_ref(c: Counter | None) -> dict | None:
 
 
 def ticket(t: Ticket, *, with_token: bool = False) -> dict:
-    pos = queries.position(t)
+    pos, wait_s = queries.standing(t)
     data = {
         "id": t.id,
         "number": t.number,
@@ -58,7 +58,7 @@ def ticket(t: Ticket, *, with_token: bool = False) -> dict:
         "source": t.source,
         "step": t.step,
         "position": pos,
-        "estimated_wait_s": queries.estimated_wait_s(t, pos),
+        "estimated_wait_s": wait_s,
         "issued_at": t.issued_at,
         "queue_since": t.queue_since,
         "called_at": t.called_at,

@@ -22,18 +22,35 @@ def ticket_by_token(token: str) -> Ticket | None:
     )
 
 
-def position(ticket: Ticket) -> int | None:
-    """1 for the next in line of the ticket's queue; None when it is not waiting.
+def standing(ticket: Ticket) -> tuple[int | None, int | None]:
+    """(position, estimated wait in seconds) of a waiting ticket, in one query.
 
-    A ticket sent to one counter queues among the tickets sent to that counter.
+    Position 1 is the next in line of the ticket's queue; a ticket sent to one counter queues
+    among the tickets sent to that counter. The estimate is the queue-length one: position x
+    the service's expected duration / the open counters that serve it (or 1 for a ticket sent
+    to an open counter). Both are None when the ticket is not waiting; the estimate is None when
+    no counter for it is open: no number is better than an invented one. The estimator of the
+    live-management work replaces this.
     """
     if ticket.status != TicketStatus.WAITING:
-        return None
+        return None, None
     if ticket.target_counter_id is not None:
         same_queue = Ticket.target_counter_id == ticket.target_counter_id
+        serving = select(func.count()).where(
+            Counter.id == ticket.target_counter_id, Counter.status == CounterStatus.OPEN
+        )
     else:
         same_queue = (Ticket.service_id == ticket.service_id) & Ticket.target_counter_id.is_(None)
-    ahead = db.session.scalar(
+        serving = (
+            select(func.count())
+            .select_from(CounterService)
+            .join(Counter, Counter.id == CounterService.counter_id)
+            .where(
+                CounterService.service_id == ticket.service_id,
+                Counter.status == CounterStatus.OPEN,
+            )
+        )
+    ahead = (
         select(func.count())
         .select_from(Ticket)
         .where(
@@ -43,37 +60,13 @@ def position(ticket: Ticket) -> int | None:
             tuple_(Ticket.queue_since, Ticket.id) < tuple_(ticket.queue_since, ticket.id),
         )
     )
-    return ahead + 1
-
-
-def open_counters_for(service_id: int) -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(CounterService)
-        .join(Counter, Counter.id == CounterService.counter_id)
-        .where(CounterService.service_id == service_id, Counter.status == CounterStatus.OPEN)
-    )
-
-
-def estimated_wait_s(ticket: Ticket, pos: int | None) -> int | None:
-    """Queue-length estimate: position x expected service time / open counters for the service.
-
-    None when the ticket is not waiting or no counter serving its service is open: no number
-    is better than an invented one. The estimator of the live-management work replaces this.
-    """
-    if pos is None:
-        return None
-    if ticket.target_counter_id is not None:
-        counters = (
-            1
-            if db.session.get(Counter, ticket.target_counter_id).status == CounterStatus.OPEN
-            else 0
-        )
-    else:
-        counters = open_counters_for(ticket.service_id)
-    if counters == 0:
-        return None
-    return math.ceil(pos * ticket.service.expected_duration_s / counters)
+    row = db.session.execute(
+        select(ahead.scalar_subquery().label("ahead"), serving.scalar_subquery().label("open"))
+    ).one()
+    pos = row.ahead + 1
+    if row.open == 0:
+        return pos, None
+    return pos, math.ceil(pos * ticket.service.expected_duration_s / row.open)
 
 
 def waiting_tickets(branch_id: int, service_ids: list[int] | None = None, counter_id=None):
