@@ -124,28 +124,25 @@ def issue_ticket(
 # --- locking and checks ----------------------------------------------------------------------
 
 
-def _lock_ticket(ticket_id: int) -> Ticket:
-    ticket = db.session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
+def _lock(model, row_id: int):
+    """Load a row afresh and lock it until the transaction ends (no-op lock on SQLite)."""
+    row = db.session.scalar(
+        select(model)
+        .where(model.id == row_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    if ticket is None:
-        raise NotFound(f"no ticket {ticket_id}")
-    return ticket
+    if row is None:
+        raise NotFound(f"no {model.__name__.lower()} {row_id}")
+    return row
+
+
+def _lock_ticket(ticket_id: int) -> Ticket:
+    return _lock(Ticket, ticket_id)
 
 
 def _lock_counter(counter_id: int) -> Counter:
-    counter = db.session.scalar(
-        select(Counter)
-        .where(Counter.id == counter_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if counter is None:
-        raise NotFound(f"no counter {counter_id}")
-    return counter
+    return _lock(Counter, counter_id)
 
 
 def _is_supervisor(actor: User, branch: Branch) -> bool:
