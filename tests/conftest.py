@@ -17,6 +17,7 @@ from queue_app.config import normalise_database_url
 from queue_app.extensions import db
 
 from . import factories
+from .apihelp import build_floor, fast_passwords, isolated_client
 
 
 def _database_url(tmp_path_factory) -> str:
@@ -73,7 +74,17 @@ def app_ctx(app):
 
 @pytest.fixture
 def client(app_ctx):
-    return app_ctx.test_client()
+    """Every request in its own application context and session, as in a server (see
+    tests/apihelp.py): a view that forgets to commit, or state left on `g`, shows up."""
+    return isolated_client(app_ctx)
+
+
+@pytest.fixture
+def floor(make, monkeypatch):
+    """JKT01 and MNL01 with staff, manager, admin, CX agent, executive and an outsider, each
+    with a token (tests/apihelp.py `build_floor`). Engine tests define a floor of their own."""
+    fast_passwords(monkeypatch)
+    return build_floor(make)
 
 
 @pytest.fixture

@@ -18,9 +18,6 @@ from queue_app.tickets.models import JourneyEvent, Ticket, TicketStatus
 from .apihelp import (
     API,
     assert_error,
-    build_floor,
-    fast_passwords,
-    isolated_client,
     issue,
     ok,
     row_counts,
@@ -46,18 +43,6 @@ STAFF_ENDPOINTS = [
 ]
 FLOOR_ENDPOINTS = [e for e in STAFF_ENDPOINTS if e[0] == "post"]
 VIEW_ENDPOINTS = [e for e in STAFF_ENDPOINTS if e[0] == "get"]
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
-
-
-@pytest.fixture
-def floor(make, monkeypatch):
-    fast_passwords(monkeypatch)
-    return build_floor(make)
 
 
 @pytest.fixture

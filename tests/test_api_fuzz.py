@@ -19,7 +19,6 @@ from .apihelp import (
     assert_error,
     build_floor,
     fast_passwords,
-    isolated_client,
     issue,
     ok,
     post,
@@ -123,12 +122,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
 
 
 @pytest.fixture

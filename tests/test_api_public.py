@@ -7,7 +7,6 @@ tickets) is refused without it.
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from queue_app.accounts.services import revoke_api_token
@@ -19,26 +18,10 @@ from .apihelp import (
     API,
     assert_error,
     assert_invalid,
-    build_floor,
-    fast_passwords,
-    isolated_client,
     issue,
     ok,
     row_counts,
 )
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
-
-
-@pytest.fixture
-def floor(make, monkeypatch):
-    fast_passwords(monkeypatch)
-    return build_floor(make)
-
 
 # --- branches and services -------------------------------------------------------------------
 

@@ -12,9 +12,6 @@ from .apihelp import (
     API,
     assert_error,
     assert_invalid,
-    build_floor,
-    fast_passwords,
-    isolated_client,
     issue,
     ok,
     post,
@@ -22,18 +19,6 @@ from .apihelp import (
 )
 
 ACTIONS = ["call", "start", "finish", "recall", "no-show", "transfer", "hold", "resume", "cancel"]
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
-
-
-@pytest.fixture
-def floor(make, monkeypatch):
-    fast_passwords(monkeypatch)
-    return build_floor(make)
 
 
 @pytest.fixture

@@ -23,15 +23,9 @@ from queue_app.customers.models import Customer
 from queue_app.extensions import db
 from queue_app.tickets.models import Ticket
 
-from .apihelp import API, assert_error, fast_passwords, isolated_client, ok
+from .apihelp import API, assert_error, fast_passwords, ok
 
 MODELS = (Branch, Service, Counter, User, Customer, Ticket)
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
 
 
 @pytest.fixture

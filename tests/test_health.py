@@ -11,18 +11,12 @@ import pytest
 from queue_app import create_app
 from queue_app.extensions import db
 
-from .apihelp import API, assert_error, isolated_client
+from .apihelp import API, assert_error
 
 UNREACHABLE = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/none",
     "sqlite": "sqlite:////nonexistent-folder-of-queue-app/none.sqlite3",
 }
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
 
 
 def test_healthz_ok(client):

@@ -10,16 +10,10 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from .apihelp import API, build_floor, fast_passwords, isolated_client, issue, ok, post
+from .apihelp import API, build_floor, fast_passwords, issue, ok, post
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 DOC_PATH = f"{API}/openapi.json"
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
 
 
 @pytest.fixture
