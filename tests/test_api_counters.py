@@ -1,6 +1,5 @@
 """Counters through API v1: listing, open / pause / close, and calling the next ticket."""
 
-import pytest
 from sqlalchemy import select
 
 from queue_app.branches.models import Counter, CounterStatus
@@ -11,26 +10,11 @@ from .apihelp import (
     API,
     assert_error,
     assert_invalid,
-    build_floor,
-    fast_passwords,
-    isolated_client,
     issue,
     ok,
     post,
     row_counts,
 )
-
-
-@pytest.fixture
-def client(app_ctx):
-    """Every request in its own application context and session, as in a server."""
-    return isolated_client(app_ctx)
-
-
-@pytest.fixture
-def floor(make, monkeypatch):
-    fast_passwords(monkeypatch)
-    return build_floor(make)
 
 
 def _counter_events(counter_id):
@@ -79,6 +63,23 @@ def test_waiting_list(client, floor):
     assert [t["id"] for t in body["items"]] == [a["id"], b["id"], c["id"]]
     assert [t["number"] for t in body["items"]] == ["A001", "B001", "A002"]
     assert all(t["status"] == "waiting" for t in body["items"])
+
+
+def test_waiting_list_positions_agree_with_each_tickets_own_view(client, floor):
+    """The list computes positions and estimates for all tickets at once; each must equal
+    what the ticket's holder is told, queue by queue, with and without open counters."""
+    ok(post(client, f"/counters/{floor.counter_id('Teller 1')}/open", floor.h_staff))
+    issued = [issue(client, s) for s in ("teller", "cs", "teller", "loans", "teller", "cs")]
+    body = ok(client.get(f"{API}/branches/JKT01/queue", headers=floor.h_staff))
+    listed = {t["id"]: (t["position"], t["estimated_wait_s"]) for t in body["items"]}
+    own = {}
+    for t in issued:
+        view = ok(client.get(f"{API}/tickets/{t['token']}"))
+        own[t["id"]] = (view["position"], view["estimated_wait_s"])
+    assert listed == own
+    assert [listed[t["id"]][0] for t in issued] == [1, 1, 2, 1, 3, 2]
+    assert listed[issued[0]["id"]][1] is not None  # a teller counter is open
+    assert listed[issued[1]["id"]][1] is None  # no counter for cs is open
 
 
 # --- open / pause / close --------------------------------------------------------------------

@@ -134,7 +134,8 @@ def list_counters(code):
     """The branch's counters with their status, who is signed in and the current ticket."""
     branch = branch_or_404(code)
     require_view(branch)
-    return {"items": [presenters.counter(c, tickets.active_ticket(c)) for c in branch.counters]}
+    current = queries.active_tickets_by_counter(branch.id)
+    return {"items": [presenters.counter(c, current.get(c.id)) for c in branch.counters]}
 
 
 @blp.get("/branches/<code>/queue")
@@ -144,4 +145,6 @@ def waiting_list(code):
     """The branch's waiting tickets in queue order."""
     branch = branch_or_404(code)
     require_view(branch)
-    return {"items": [presenters.ticket(t) for t in queries.waiting_tickets(branch.id)]}
+    waiting = queries.waiting_tickets(branch.id)
+    standings = queries.standings(branch.id, waiting)
+    return {"items": [presenters.ticket(t, standing=standings[t.id]) for t in waiting]}

@@ -45,8 +45,9 @@ def counter_ref(c: Counter | None) -> dict | None:
     return {"id": c.id, "name": c.name} if c is not None else None
 
 
-def ticket(t: Ticket, *, with_token: bool = False) -> dict:
-    pos, wait_s = queries.standing(t)
+def ticket(t: Ticket, *, with_token: bool = False, standing=None) -> dict:
+    """`standing` (position, estimated wait), when the caller computed it for a whole list."""
+    pos, wait_s = standing if standing is not None else queries.standing(t)
     data = {
         "id": t.id,
         "number": t.number,
