@@ -6,6 +6,7 @@
 import os
 
 from queue_app import create_app
+from queue_app.demo.data import DEMO_DEVICES
 from queue_app.extensions import socketio
 
 HOST = os.environ.get("HOST", "127.0.0.1")
@@ -23,6 +24,15 @@ def banner(app) -> str:
         f"  API services      {base}/api/v1/branches/JKT01/services",
         f"  OpenAPI document  {base}/api/v1/openapi.json",
         f"  health            {base}/healthz",
+        f"  counter screen    {base}/counter/   (sign in as budi.santoso)",
+        f"  devices (admin)   {base}/admin/devices   (sign in as admin or dewi.lestari)",
+    ]
+    if app.config["PROFILE"] != "production":
+        # the demo devices' tokens are public: demo only (see queue_app/demo/data.py)
+        for kind, name, branch, token in DEMO_DEVICES:
+            label = f"{kind} {branch}"
+            lines.append(f"  {label:<18}{base}/{kind}/?device_token={token}  ({name}, demo)")
+    lines += [
         "  demo accounts     admin, dewi.lestari (manager JKT01), budi.santoso (staff JKT01) ...",
         "                    password: demo-pass",
         "  API token         .venv/bin/flask --app queue_app tokens create budi.santoso",

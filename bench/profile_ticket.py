@@ -240,7 +240,8 @@ def best_of(fn, n: int, batches: int = 5) -> tuple[float, float]:
 
 # One ticket issue as a single statement (PostgreSQL): number, visit, ticket, branch event
 # number, journal entry, position and the open counters, in one round trip and autocommit.
-# Only a measuring stick for what the engine could reach; not used by queue_app.
+# A measuring stick: queue_app's own one-statement path (queue_app/tickets/fastpath.py) is
+# this statement plus the checks, counts and names the API answer needs.
 ONE_STATEMENT = """
 WITH seq AS (
   INSERT INTO ticket_sequences (branch_id, service_id, business_day, last_value)

@@ -31,18 +31,33 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
+    from .realtime.disconnects import client_manager_options
+
+    # `socketio` keeps the options of earlier `init_app` calls: a test process builds several apps
+    socketio.server_options.pop("client_manager", None)
     socketio.init_app(
         app,
         async_mode="threading",
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
         cors_allowed_origins=app.config["CORS_ORIGINS"] or None,
+        **client_manager_options(app.config["SOCKETIO_MESSAGE_QUEUE"]),
     )
 
+    from .admin import bp as admin_bp
     from .api import init_api
+    from .auth import init_auth
+    from .counter import bp as counter_bp
+    from .devices.views import bp as devices_bp
+    from .display import bp as display_bp
+    from .kiosk import bp as kiosk_bp
+    from .realtime import init_realtime
     from .web import bp as web_bp
 
+    init_auth(app)  # sessions, CSRF and rate limits first: every page stands on them
     init_api(app)
-    app.register_blueprint(web_bp)
+    for blueprint in (web_bp, admin_bp, devices_bp, kiosk_bp, counter_bp, display_bp):
+        app.register_blueprint(blueprint)
+    init_realtime(app)
 
     from .cli import register_cli
 

@@ -57,9 +57,26 @@ class Config:
 
     JSON_SORT_KEYS = False
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # sessions and sign-in: cookies out of reach of scripts and of other sites' forms
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SESSION_PROTECTION = "basic"
+    WTF_CSRF_TIME_LIMIT = 8 * 3600  # a counter screen stays open for a working day
+    # Flask-Limiter: per client address; memory in one process, Redis between processes
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    PAIRING_RATE_LIMIT = _env("PAIRING_RATE_LIMIT", "30 per minute")
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # the kiosk goes back to its start screen by itself: after a ticket, and when left idle
+    KIOSK_TICKET_RETURN_S = int(_env("KIOSK_TICKET_RETURN_S", "15"))
+    KIOSK_IDLE_RETURN_S = int(_env("KIOSK_IDLE_RETURN_S", "45"))
+    # the untouched start screen reloads itself this often (opening hours, closed services)
+    KIOSK_START_REFRESH_S = int(_env("KIOSK_START_REFRESH_S", "300"))
 
 
 class EmbeddedConfig(Config):
@@ -70,8 +87,15 @@ class EmbeddedConfig(Config):
 class ProductionConfig(Config):
     PROFILE = "production"
     SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    SESSION_PROTECTION = "strong"
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", Config.REDIS_URL or "memory://")
+    # No `pool_pre_ping`: it costs a round trip on every checkout (every request). A
+    # connection the server dropped fails its request once (503, see api/__init__.py) and is
+    # replaced; `pool_recycle` retires connections before idle timeouts of proxies and
+    # firewalls close them.
     SQLALCHEMY_ENGINE_OPTIONS = {
-        "pool_pre_ping": True,
+        "pool_recycle": int(_env("DB_POOL_RECYCLE", "1800")),
         "pool_size": int(_env("DB_POOL_SIZE", "10")),
         "max_overflow": int(_env("DB_MAX_OVERFLOW", "20")),
     }
@@ -81,6 +105,10 @@ class TestingConfig(Config):
     PROFILE = "testing"
     TESTING = True
     SECRET_KEY = "testing-secret-key-not-for-production"
+    # CSRF stays on (Flask-WTF's default): the tests post the token like a browser does.
+    # Many tests sign in from one address: the sign-in limit is tested with its own value.
+    LOGIN_RATE_LIMIT = "1000 per minute"
+    PAIRING_RATE_LIMIT = "1000 per minute"
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         _env("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3"))
     )

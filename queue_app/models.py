@@ -3,6 +3,7 @@
 from .accounts.models import ApiToken, Role, User, user_branches, user_services
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
 from .customers.models import Customer
+from .devices.models import Device, DeviceKind
 from .tickets.models import (
     JourneyEvent,
     Priority,
@@ -20,6 +21,8 @@ __all__ = [
     "CounterService",
     "CounterStatus",
     "Customer",
+    "Device",
+    "DeviceKind",
     "JourneyEvent",
     "Priority",
     "PriorityPolicy",

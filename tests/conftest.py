@@ -6,11 +6,13 @@ from `create_all`, so the migrations are what is tested.
 """
 
 import os
+import time
 from datetime import UTC, datetime
 
 import flask_migrate
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from queue_app import create_app
 from queue_app.config import normalise_database_url
@@ -54,14 +56,27 @@ def _table_names():
 
 
 def empty_database():
+    """Delete every row. A live server of a browser test may still be reading (a poll, a
+    realtime push after the page closed): on PostgreSQL TRUNCATE then waits for it, and when a
+    reader asks for a second table TRUNCATE already holds, PostgreSQL breaks the deadlock by
+    failing one of the two. Either way nothing was deleted, so try again."""
     db.session.remove()
     engine = db.engine
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(_table_names())} RESTART IDENTITY CASCADE"))
-        else:
-            for name in _table_names():
-                conn.execute(text(f"DELETE FROM {name}"))
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(
+                        text(f"TRUNCATE {', '.join(_table_names())} RESTART IDENTITY CASCADE")
+                    )
+                else:
+                    for name in _table_names():
+                        conn.execute(text(f"DELETE FROM {name}"))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture

@@ -194,8 +194,10 @@ def test_close_signs_out_and_cannot_close_twice(make, session, now, floor):
         engine.close_counter(c1, budi, now=now)
     assert refused.value.code == "counter_closed"
     for attempt in (engine.pause_counter, engine.call_next):
-        with pytest.raises(NotAllowed):  # budi is not signed in there any more
+        # nobody operates a closed counter: it says it is closed, not whose it is
+        with pytest.raises(Conflict) as refused:
             attempt(c1, budi, now=now)
+        assert refused.value.code == "counter_not_open"
     # budi is free to sign in at another counter now
     engine.open_counter(floor["c3"], budi, now=now)
     assert floor["c3"].staff_id == budi.id

@@ -12,12 +12,16 @@ import threading
 from collections import Counter as Tally
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from queue_app.accounts.models import User
 from queue_app.branches.models import Branch, Counter, Service
 from queue_app.core.errors import DomainError, IllegalTransition
+from queue_app.core.events import signal
+from queue_app.customers.models import Customer
 from queue_app.extensions import db
+from queue_app.tickets import fastpath
 from queue_app.tickets import services as engine
 from queue_app.tickets.models import JourneyEvent, Ticket, TicketSequence, TicketStatus
 
@@ -251,3 +255,98 @@ def test_two_counters_calling_the_same_ticket(app, make, session, now):
         engine.finish(ticket, staff, now=moment)
         session.commit()
     assert sum(wins.values()) == 8
+
+
+# --- the one-statement path (PostgreSQL): 8 kiosks, three ways of issuing at once -------------
+
+
+def test_concurrent_issuing_through_the_one_statement_path(app, make, session, now, is_postgres):
+    """Kiosks issue at the same instant through the lookup-free path (the statement is its
+    own transaction), the one-statement path inside a transaction (`issue_ticket`), and the
+    ORM path (a ticket with a customer), for two services of one branch: every number is
+    given once and each service's numbers run 1..n; every ticket has one journal entry, the
+    branch's event numbers are 1..n without a gap, and one event per entry was published."""
+    if not is_postgres:
+        pytest.skip("the one-statement path is PostgreSQL's")
+    fastpath.clear_cache()
+    b = make.branch()
+    branch_id, branch_code = b.id, b.code
+    service_ids = {code: make.service(b, code).id for code in ("teller", "cs")}
+    customer = Customer(phone="+6281234567890", name="Pelanggan")
+    session.add(customer)
+    session.commit()
+    customer_id = customer.id
+
+    published = []
+    lock = threading.Lock()
+
+    def receiver(_sender, **payload):
+        with lock:
+            published.append(payload)
+
+    signal("journey").connect(receiver)
+    workers, per_worker = 8, 45
+
+    def kiosk(worker_no):
+        numbers = []
+        for i in range(per_worker):
+            code = ("teller", "cs")[i % 2]
+            moment = now + timedelta(milliseconds=worker_no * per_worker + i)
+            way = (worker_no + i) % 3
+            if way == 0:
+                issued = engine.issue_plain(branch_code, code, now=moment, locale="id")
+                assert issued is not None
+                number = issued.number
+            else:
+                branch = db.session.get(Branch, branch_id)
+                service = db.session.get(Service, service_ids[code])
+                who = db.session.get(Customer, customer_id) if way == 2 else None
+                number = engine.issue_ticket(branch, service, now=moment, customer=who).number
+            db.session.commit()
+            numbers.append((code, number))
+        return numbers
+
+    try:
+        per_thread = run_threads(app, kiosk, [(w,) for w in range(workers)])
+    finally:
+        signal("journey").disconnect(receiver)
+    session.expire_all()
+
+    total = workers * per_worker
+    issued = [n for numbers in per_thread for n in numbers]
+    assert len(issued) == total
+    assert len(set(issued)) == total, [n for n, c in Tally(issued).items() if c > 1]
+    day = b.business_day(now)
+    for code, service_id in service_ids.items():
+        rows = session.execute(
+            select(Ticket.sequence, Ticket.number).where(
+                Ticket.service_id == service_id, Ticket.business_day == day
+            )
+        ).all()
+        n = sum(1 for c, _ in issued if c == code)
+        assert sorted(r.sequence for r in rows) == list(range(1, n + 1))
+        assert {r.number for r in rows} == {num for c, num in issued if c == code}
+        assert (
+            session.scalar(
+                select(TicketSequence.last_value).where(
+                    TicketSequence.service_id == service_id, TicketSequence.business_day == day
+                )
+            )
+            == n
+        )
+    seqs = session.scalars(
+        select(JourneyEvent.seq).where(JourneyEvent.branch_id == branch_id)
+    ).all()
+    assert sorted(seqs) == list(range(1, total + 1))
+    assert session.scalar(select(Branch.event_seq).where(Branch.id == branch_id)) == total
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(JourneyEvent)
+            .where(JourneyEvent.branch_id == branch_id, JourneyEvent.kind == "issued")
+        )
+        == total
+    )
+    assert sorted(p["seq"] for p in published if p["branch_id"] == branch_id) == list(
+        range(1, total + 1)
+    )

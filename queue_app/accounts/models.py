@@ -3,7 +3,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, ForeignKey, String, Table
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..branches.models import Branch, Service, str_enum
@@ -39,7 +40,7 @@ user_services = Table(
 )
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -52,10 +53,25 @@ class User(db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # sign-in lock-out: consecutive failures, and until when the account refuses passwords
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # bumped on logout-everywhere, password or role change: sessions and sockets carrying an
+    # older value are no longer valid
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
 
     manager: Mapped[User | None] = relationship(remote_side=[id])
     branches: Mapped[list[Branch]] = relationship(secondary=user_branches, order_by=Branch.code)
     competences: Mapped[list[Service]] = relationship(secondary=user_services)
+
+    # Flask-Login: the session remembers "id:session_version", so bumping the version signs the
+    # user out everywhere
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
 
     def sees_all_branches(self) -> bool:
         return self.role in NETWORK_ROLES

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from ..branches.models import Branch, Service
-from ..core.errors import Conflict, InvalidInput
+from ..core.errors import Conflict, DomainError, InvalidInput
+from ..core.events import publish
 from ..extensions import db
 from .models import ApiToken, Role, User
 
@@ -112,3 +114,104 @@ def revoke_api_token(token: str, *, now: datetime) -> bool:
         return False
     row.revoked_at = now
     return True
+
+
+# --- signing in --------------------------------------------------------------------------
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+
+
+class SignInRefused(DomainError):
+    """Wrong username or password, an inactive or a locked account.
+
+    The code tells them apart for logs and tests (`bad_credentials`, `locked`); what a person
+    is shown is one and the same message, so nobody learns which usernames exist."""
+
+    status = 401
+    code = "bad_credentials"
+
+
+_dummy_hash: dict[str, str] = {}
+
+
+def _burn_a_verify(password: str) -> None:
+    """Spend the time of a real password check, so an unknown username answers as slowly as
+    a known one."""
+    params = (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism)
+    key = repr(params)
+    if key not in _dummy_hash:
+        _dummy_hash[key] = _hasher.hash(secrets.token_urlsafe(16))
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        _hasher.verify(_dummy_hash[key], password)
+
+
+def authenticate(username: str, password: str, *, now: datetime) -> User:
+    """The active user with this username and password, or `SignInRefused`.
+
+    `MAX_FAILED_LOGINS` consecutive failures lock the account for `LOCKOUT`; while locked,
+    even the right password is refused. A success resets the count and rehashes the password
+    when the hash parameters changed. The failure count is recorded in the session before the
+    error is raised: the caller commits it (a rollback would forget the attempt).
+    """
+    user = db.session.scalar(select(User).where(User.username == (username or "").strip()))
+    if user is None or not user.active:
+        _burn_a_verify(password)
+        raise SignInRefused("wrong username or password")
+    if user.locked_until is not None:
+        if user.locked_until > now:
+            _burn_a_verify(password)
+            raise SignInRefused(f"account locked until {user.locked_until.isoformat()}", "locked")
+        # the lock ran out: a fresh start
+        user.locked_until = None
+        user.failed_logins = 0
+        db.session.flush()
+    if not check_password(user, password):
+        # counted in the database (`failed_logins + 1`), so parallel attempts all count
+        user.failed_logins = User.failed_logins + 1
+        db.session.flush()
+        db.session.refresh(user, ["failed_logins"])
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            db.session.flush()
+        raise SignInRefused("wrong username or password")
+    user.failed_logins = 0
+    user.locked_until = None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    db.session.flush()
+    return user
+
+
+def unlock(user: User) -> User:
+    """Lift a lock-out by hand (an admin's decision)."""
+    user.failed_logins = 0
+    user.locked_until = None
+    return user
+
+
+def sign_out_everywhere(user: User) -> User:
+    """End every session of `user` (Flask-Login sessions carry "id:session_version").
+
+    Publishes `user.signed_out` after the commit, so open sockets can be closed."""
+    user.session_version = (user.session_version or 1) + 1
+    db.session.flush()
+    publish(
+        db.session,
+        "user.signed_out",
+        user_id=user.id,
+        session_version=user.session_version,
+        everywhere=True,
+    )
+    return user
+
+
+def record_sign_out(user: User) -> None:
+    """One session ended (the sign-out button): announced after the commit like the others."""
+    publish(
+        db.session,
+        "user.signed_out",
+        user_id=user.id,
+        session_version=user.session_version,
+        everywhere=False,
+    )

@@ -110,9 +110,12 @@ def init_api(app):
     )
     api.init_app(app)
 
+    from ..extensions import csrf
     from . import branches, counters, meta, tickets
 
     for module in (meta, branches, tickets, counters):
+        # the API authenticates with bearer tokens, never with the session cookie
+        csrf.exempt(module.blp)
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
 
     @app.errorhandler(DomainError)

@@ -20,7 +20,7 @@ def _counter_response(counter):
 
 @blp.post("/counters/<int:counter_id>/open")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, CounterSchema)
 def open_counter(_data, counter_id):
     """Open the counter (or end its pause) and sign the caller in at it."""
@@ -31,7 +31,7 @@ def open_counter(_data, counter_id):
 
 @blp.post("/counters/<int:counter_id>/pause")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(PauseSchema, required=False)
+@blp.arguments(PauseSchema(), required=False)
 @blp.response(200, CounterSchema)
 def pause_counter(data, counter_id):
     counter = counter_or_404(counter_id)
@@ -42,7 +42,7 @@ def pause_counter(data, counter_id):
 
 @blp.post("/counters/<int:counter_id>/close")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, CounterSchema)
 def close_counter(_data, counter_id):
     counter = counter_or_404(counter_id)
@@ -52,7 +52,7 @@ def close_counter(_data, counter_id):
 
 @blp.post("/counters/<int:counter_id>/call-next")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 @blp.alt_response(204, description="nobody waits for this counter", success=True)
 def call_next(_data, counter_id):

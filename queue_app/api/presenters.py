@@ -3,8 +3,9 @@
 from flask_babel import get_locale
 
 from ..branches.models import Branch, Counter, Service
-from ..tickets import queries
-from ..tickets.models import Ticket
+from ..tickets import fastpath, queries
+from ..tickets.fastpath import Issued
+from ..tickets.models import Ticket, TicketStatus
 
 
 def _locale() -> str:
@@ -47,7 +48,10 @@ def counter_ref(c: Counter | None) -> dict | None:
 
 def ticket(t: Ticket, *, with_token: bool = False, standing=None) -> dict:
     """`standing` (position, estimated wait), when the caller computed it for a whole list."""
-    pos, wait_s = standing if standing is not None else queries.standing(t)
+    if standing is None:
+        # a ticket just issued in one statement comes with its standing (tickets/fastpath.py)
+        standing = fastpath.precomputed_standing(t) or queries.standing(t)
+    pos, wait_s = standing
     data = {
         "id": t.id,
         "number": t.number,
@@ -73,6 +77,39 @@ def ticket(t: Ticket, *, with_token: bool = False, standing=None) -> dict:
     if with_token:
         data["token"] = t.token
     return data
+
+
+def language() -> str:
+    """The language of the answer's names (what `ticket` uses for `service_name`)."""
+    return _locale()
+
+
+def issued(i: Issued) -> dict:
+    """`ticket(t, with_token=True)` of a ticket just issued by `tickets.services.issue_plain`:
+    the same keys and values, from what its one statement returned."""
+    return {
+        "id": i.id,
+        "number": i.number,
+        "status": TicketStatus.WAITING,
+        "branch": i.branch_code,
+        "service": i.service_code,
+        "service_name": i.service_name,
+        "priority": i.priority,
+        "source": i.source,
+        "step": 1,
+        "position": i.position,
+        "estimated_wait_s": i.estimated_wait_s,
+        "issued_at": i.issued_at,
+        "queue_since": i.issued_at,
+        "called_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "recall_count": 0,
+        "counter": None,
+        "outcome_code": None,
+        "handover_note": None,
+        "token": i.token,
+    }
 
 
 def counter(c: Counter, current: Ticket | None) -> dict:

@@ -58,7 +58,7 @@ def _my_counter(branch_id):
 
 @blp.post("/tickets/<int:ticket_id>/call")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(CallSchema, required=False)
+@blp.arguments(CallSchema(), required=False)
 @blp.response(200, TicketSchema)
 def call(data, ticket_id):
     """Call this waiting ticket (picked from the waiting list) to a counter."""
@@ -72,7 +72,7 @@ def call(data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/start")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def start(_data, ticket_id):
     """The customer has arrived at the counter: service starts."""
@@ -81,7 +81,7 @@ def start(_data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/finish")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(FinishSchema, required=False)
+@blp.arguments(FinishSchema(), required=False)
 @blp.response(200, TicketSchema)
 def finish(data, ticket_id):
     """Service is over, with an outcome code and a note."""
@@ -95,7 +95,7 @@ def finish(data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/recall")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def recall(_data, ticket_id):
     """Call again; past the branch's recall limit the ticket becomes a no-show."""
@@ -104,7 +104,7 @@ def recall(_data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/no-show")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def no_show(_data, ticket_id):
     """The called customer did not come to the counter."""
@@ -113,7 +113,7 @@ def no_show(_data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/transfer")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(TransferSchema)
+@blp.arguments(TransferSchema())
 @blp.response(200, TicketSchema, description="the new step of the visit")
 def transfer(data, ticket_id):
     """Send the customer on to another service or counter, with a note for the next person."""
@@ -134,7 +134,7 @@ def transfer(data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/hold")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(NoteSchema, required=False)
+@blp.arguments(NoteSchema(), required=False)
 @blp.response(200, TicketSchema)
 def hold(data, ticket_id):
     """Park the ticket while the customer steps away; the counter is free meanwhile."""
@@ -145,7 +145,7 @@ def hold(data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/resume")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(EmptySchema, required=False)
+@blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def resume(_data, ticket_id):
     """A held ticket waits again, first in line for the counter that held it."""
@@ -154,7 +154,7 @@ def resume(_data, ticket_id):
 
 @blp.post("/tickets/<int:ticket_id>/cancel")
 @staff_endpoint(blp, 400, 404, 409)
-@blp.arguments(CancelSchema, required=False)
+@blp.arguments(CancelSchema(), required=False)
 @blp.response(200, TicketSchema)
 def cancel(data, ticket_id):
     """The customer leaves the queue (or is taken off it)."""

@@ -3,6 +3,8 @@
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+READ_ONLY = "queue_app_read_only"
+
 
 def configure_engine(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
@@ -30,7 +32,22 @@ def _sqlite_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a read-only unit of work asks for a deferred BEGIN (see `read_only`): in WAL mode it
+        # reads a snapshot and never waits for, nor holds up, the writers
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(session) -> None:
+    """Start the session's next transaction as a reader.
+
+    Call it before the first query of a transaction that will never write (realtime pushes,
+    snapshots). On SQLite that transaction does not take the write lock; elsewhere it changes
+    nothing.
+    """
+    session.connection(execution_options={READ_ONLY: True})
 
 
 def is_postgres(session) -> bool:

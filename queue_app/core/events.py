@@ -29,10 +29,16 @@ def publish(session: Session, name: str, **payload) -> None:
 def _deliver(session: Session) -> None:
     pending = session.info.pop(_KEY, None)
     for name, payload in pending or ():
-        try:
-            signals.signal(name).send(None, **payload)
-        except Exception:  # a receiver's failure must not undo or hide a committed change
-            log.exception("receiver of %s failed", name)
+        sig = signals.signal(name)
+        if sig.is_muted:
+            continue
+        # each receiver on its own: one failing must neither undo or hide the committed change
+        # nor keep the others (realtime pushes, notifications ...) from hearing about it
+        for receiver in list(sig.receivers_for(None)):
+            try:
+                receiver(None, **payload)
+            except Exception:
+                log.exception("receiver of %s failed", name)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -169,3 +169,12 @@ OPENING_QUEUE = [
 ]
 
 DEMO_PASSWORD = "demo-pass"
+
+# Paired demo devices, so `make run` shows a working kiosk and lobby display at once. Their
+# tokens are PUBLIC (written here and in the README): demo only. They are created by the demo
+# seed outside the production profile and open their page through `?device_token=`.
+DEMO_DEVICES = [
+    # kind, name, branch, token
+    ("kiosk", "Kiosk Lobi", "JKT01", "qd_demo-kiosk-JKT01"),
+    ("display", "Layar Lobi", "JKT01", "qd_demo-display-JKT01"),
+]

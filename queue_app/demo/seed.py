@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from ..accounts.models import Role, User
 from ..accounts.services import create_user
 from ..branches.models import Branch, Counter, CounterService, PriorityPolicy, Service
 from ..customers.models import Customer
+from ..devices.models import Device, DeviceKind
+from ..devices.services import digest
 from ..extensions import db
 from ..tickets.models import Priority, Source, Ticket
 from ..tickets.services import issue_ticket
@@ -47,6 +50,8 @@ def seed(now) -> list[tuple[str, str, str, str]]:
         branches = every_branch if role == Role.CX_AGENT else []
         _user(username, display, role, branches, [] if branches else None, admin, created)
     customers = _customers()
+    if current_app.config.get("PROFILE") != "production":
+        _devices(admin, now)
     db.session.flush()
     if first_time:
         _opening_queue(now, customers)
@@ -125,6 +130,28 @@ def _user(username, display, role, branches, services, manager, created) -> User
         (username, role.value, ",".join(b.code for b in branches) or "*", data.DEMO_PASSWORD)
     )
     return user
+
+
+def _devices(admin: User, now) -> list[Device]:
+    """The paired demo kiosk and display (data.DEMO_DEVICES), with their public tokens."""
+    result = []
+    for kind, name, code, token in data.DEMO_DEVICES:
+        device = db.session.scalar(select(Device).where(Device.token_hash == digest(token)))
+        if device is None:
+            branch = db.session.scalar(select(Branch).where(Branch.code == code))
+            device = Device(
+                kind=DeviceKind(kind),
+                name=name,
+                branch=branch,
+                token_hash=digest(token),
+                settings={},
+                created_at=now,
+                paired_at=now,
+                paired_by=admin,
+            )
+            db.session.add(device)
+        result.append(device)
+    return result
 
 
 def _customers() -> list[Customer]:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -70,6 +71,9 @@ class Source(enum.StrEnum):
     STAFF = "staff"
 
 
+WAITING_IN_SERVICE_QUEUE = "status = 'waiting' AND target_counter_id IS NULL"
+
+
 class Visit(db.Model):
     """One customer's journey through a branch; its steps are tickets."""
 
@@ -104,6 +108,17 @@ class Ticket(db.Model):
         Index("ix_tickets_queue", "branch_id", "status", "service_id", "queue_since"),
         Index("ix_tickets_counter_status", "counter_id", "status"),
         Index("ix_tickets_branch_day", "branch_id", "business_day"),
+        # a ticket's position: the waiting tickets of its service's queue ahead of it,
+        # counted for every ticket issued (tickets/fastpath.py, queries.standing); only
+        # waiting tickets are in it, so it stays as small as the queues themselves
+        Index(
+            "ix_tickets_waiting",
+            "branch_id",
+            "service_id",
+            "queue_since",
+            postgresql_where=text(WAITING_IN_SERVICE_QUEUE),
+            sqlite_where=text(WAITING_IN_SERVICE_QUEUE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

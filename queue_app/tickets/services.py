@@ -22,7 +22,7 @@ from ..core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from ..customers.models import Customer
 from ..extensions import db
 from ..routing import policy as routing
-from . import journal, states
+from . import fastpath, journal, states
 from .models import PRIORITY_RANK, Priority, Source, Ticket, TicketSequence, TicketStatus, Visit
 
 TOKEN_BYTES = 24  # 192 bits
@@ -79,6 +79,24 @@ def issue_ticket(
             "only an appointment ticket has an appointment time", "unexpected_due_at"
         )
     day = branch.business_day(now)
+    if fastpath.applies(
+        db.session, customer=customer, source=source, appointment_due_at=appointment_due_at
+    ):
+        # PostgreSQL: the same rows, journal entry and answer in one statement
+        ticket = fastpath.issue(
+            db.session,
+            branch,
+            service,
+            day=day,
+            now=now,
+            token=secrets.token_urlsafe(TOKEN_BYTES),
+            priority=priority,
+            source=source,
+            actor_id=actor.id if actor else None,
+        )
+        if ticket is not None:
+            return ticket
+        # nothing written: the rows are not what the objects say; the ORM path decides
     visit = Visit(
         branch_id=branch.id,
         customer_id=customer.id if customer else None,
@@ -119,6 +137,34 @@ def issue_ticket(
         data={"source": source.value, "priority": priority.value},
     )
     return ticket
+
+
+def issue_plain(
+    branch_code: str,
+    service_code: str,
+    *,
+    now: datetime,
+    locale: str | None,
+    priority: Priority = Priority.NORMAL,
+    source: Source = Source.KIOSK,
+) -> fastpath.Issued | None:
+    """A plain walk-in ticket (no customer, no appointment, no actor) from the codes a kiosk
+    sends, in one statement on PostgreSQL (`tickets/fastpath.py`).
+
+    None when that does not apply or the codes do not name an active branch and service:
+    nothing was written, and the caller loads the branch and service and calls
+    `issue_ticket`, which answers as it always does.
+    """
+    return fastpath.issue_plain(
+        db.session,
+        branch_code,
+        service_code,
+        now=now,
+        token=secrets.token_urlsafe(TOKEN_BYTES),
+        locale=locale,
+        priority=priority,
+        source=source,
+    )
 
 
 # --- locking and checks ----------------------------------------------------------------------
@@ -244,8 +290,10 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
     instant never get the same ticket and never wait on each other.
     """
     counter = _lock_counter(counter.id)
-    _require_operator(counter, actor)
+    # a closed counter says so before it says whose it is (nobody operates a closed counter)
+    _require_floor(actor, counter.branch)
     _require_open(counter)
+    _require_operator(counter, actor)
     _require_idle(counter)
     branch = counter.branch
     staff = counter.staff or actor
@@ -315,8 +363,10 @@ def call_ticket(ticket: Ticket, counter: Counter, actor: User, *, now: datetime)
     """Call one particular waiting ticket to this counter (picked from the waiting list)."""
     counter = _lock_counter(counter.id)
     ticket = _lock_ticket(ticket.id)
-    _require_operator(counter, actor)
+    # a closed counter says so before it says whose it is (nobody operates a closed counter)
+    _require_floor(actor, counter.branch)
     _require_open(counter)
+    _require_operator(counter, actor)
     if ticket.branch_id != counter.branch_id:
         raise NotFound(f"ticket {ticket.number} is not in this branch")
     states.target("call", ticket.status)
@@ -614,9 +664,10 @@ def open_counter(counter: Counter, actor: User, *, now: datetime) -> Counter:
 
 def pause_counter(counter: Counter, actor: User, *, now: datetime, reason: str | None = None):
     counter = _lock_counter(counter.id)
-    _require_operator(counter, actor)
+    _require_floor(actor, counter.branch)
     if counter.status != CounterStatus.OPEN:
         raise Conflict(f"{counter.name} is {counter.status.value}, not open", "counter_not_open")
+    _require_operator(counter, actor)
     _require_idle(counter)
     counter.status = CounterStatus.PAUSED
     counter.pause_reason = reason

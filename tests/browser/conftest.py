@@ -24,6 +24,7 @@ from .. import factories
 from ..conftest import empty_database
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -139,10 +140,11 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory) -> Path:
-    """`SCREENSHOT_DIR` if set (to look at them afterwards), else a pytest temporary folder."""
+def screenshot_dir() -> Path:
+    """Where the browser tests save their screenshots: `SCREENSHOT_DIR` if set, else
+    `artifacts/screenshots/` in the repository (git-ignored), kept after the run to look at."""
     configured = os.environ.get("SCREENSHOT_DIR")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    path = Path(configured) if configured else ARTIFACTS / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

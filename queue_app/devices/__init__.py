@@ -1,0 +1,1 @@
+"""Unattended devices (kiosks, lobby displays): pairing with a branch and their tokens."""

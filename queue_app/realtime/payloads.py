@@ -1,0 +1,393 @@
+"""What each audience of the floor may see: snapshots and change pushes, as plain JSON data.
+
+Displays, kiosks and phones get public data only (ticket number, service, status, counter
+display name): never a customer's name or phone number. Staff get the working view (ticket
+ids, priority, waiting since, targeted counter, the customer's name when identified).
+Everything here reads committed rows through the session it is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter as Tally
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
+from ..tickets import queries
+from ..tickets.models import JourneyEvent, Ticket, TicketStatus
+
+LAST_CALLS = 8
+CALL_KINDS = ("called", "recall")
+# events after which the positions and estimates of other waiting tickets may have moved
+QUEUE_MOVING = {
+    "called",
+    "cancel",
+    "transfer",
+    "transferred_in",
+    "resume",
+    "hold",
+    "counter_opened",
+    "counter_paused",
+    "counter_closed",
+}
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def branch_info(branch: Branch) -> dict:
+    return {
+        "code": branch.code,
+        "name": branch.name,
+        "locale": branch.locale,
+        "timezone": branch.timezone,
+    }
+
+
+def service_info(service: Service) -> dict:
+    return {
+        "code": service.code,
+        "prefix": service.prefix,
+        "name": service.name,
+        "names": dict(service.names or {}),
+    }
+
+
+def counter_public(counter: Counter | None) -> dict | None:
+    if counter is None:
+        return None
+    return {"id": counter.id, "name": counter.name}
+
+
+def ticket_public(ticket: Ticket, status: str | None = None) -> dict:
+    """The ticket as a lobby display, a kiosk or its own phone may see it."""
+    return {
+        "number": ticket.number,
+        "service": service_info(ticket.service),
+        "status": status or ticket.status.value,
+        "counter": counter_public(ticket.counter),
+        "recall_count": ticket.recall_count,
+    }
+
+
+def ticket_staff(ticket: Ticket, status: str | None = None) -> dict:
+    customer = ticket.visit.customer if ticket.visit is not None else None
+    return {
+        **ticket_public(ticket, status),
+        "id": ticket.id,
+        "priority": ticket.priority.value,
+        "source": ticket.source.value,
+        "waiting_since": iso(ticket.queue_since),
+        "issued_at": iso(ticket.issued_at),
+        "called_at": iso(ticket.last_called_at),
+        "target_counter_id": ticket.target_counter_id,
+        "transferred": ticket.previous_id is not None,
+        "customer": {"name": customer.name} if customer is not None else None,
+    }
+
+
+def service_queues(session, branch: Branch, service_ids=None) -> list[dict]:
+    """Waiting count and the estimated wait of a ticket taken now, per active service.
+
+    The estimate is the queue-length one of `tickets.queries.standing`: (waiting + 1) x the
+    expected duration / the open counters serving it; None while no counter serves it.
+    """
+    waiting = dict(
+        session.execute(
+            select(Ticket.service_id, func.count())
+            .where(
+                Ticket.branch_id == branch.id,
+                Ticket.status == TicketStatus.WAITING,
+                Ticket.target_counter_id.is_(None),
+            )
+            .group_by(Ticket.service_id)
+        ).all()
+    )
+    serving = dict(
+        session.execute(
+            select(CounterService.service_id, func.count())
+            .join(Counter, Counter.id == CounterService.counter_id)
+            .where(Counter.branch_id == branch.id, Counter.status == CounterStatus.OPEN)
+            .group_by(CounterService.service_id)
+        ).all()
+    )
+    result = []
+    for service in branch.services:
+        if not service.active or (service_ids is not None and service.id not in service_ids):
+            continue
+        n = waiting.get(service.id, 0)
+        open_ = serving.get(service.id, 0)
+        result.append(
+            {
+                **service_info(service),
+                "waiting": n,
+                "open_counters": open_,
+                "estimated_wait_s": math.ceil((n + 1) * service.expected_duration_s / open_)
+                if open_
+                else None,
+            }
+        )
+    return result
+
+
+def last_calls(session, branch_id: int, limit: int = LAST_CALLS) -> list[dict]:
+    """The branch's latest calls and recalls of today's tickets, newest first."""
+    rows = session.execute(
+        select(JourneyEvent, Ticket)
+        .join(Ticket, Ticket.id == JourneyEvent.ticket_id)
+        .options(joinedload(Ticket.service))
+        .where(JourneyEvent.branch_id == branch_id, JourneyEvent.kind.in_(CALL_KINDS))
+        .order_by(JourneyEvent.seq.desc())
+        .limit(limit)
+    ).all()
+    counters = {
+        c.id: c for c in session.scalars(select(Counter).where(Counter.branch_id == branch_id))
+    }
+    return [
+        {
+            "seq": event.seq,
+            "kind": event.kind,
+            "at": iso(event.at),
+            "ticket": {
+                "number": ticket.number,
+                "service": service_info(ticket.service),
+                "status": ticket.status.value,
+            },
+            "counter": counter_public(counters.get(event.counter_id)),
+        }
+        for event, ticket in rows
+    ]
+
+
+def _seq(session, branch_id: int) -> int:
+    return session.scalar(select(Branch.event_seq).where(Branch.id == branch_id)) or 0
+
+
+# --- snapshots -------------------------------------------------------------------------------
+
+
+def display_snapshot(session, branch: Branch, device_settings: dict | None) -> dict:
+    settings = device_settings or {}
+    return {
+        "audience": "display",
+        "seq": _seq(session, branch.id),
+        "every_seq": True,
+        "branch": branch_info(branch),
+        "calls": last_calls(session, branch.id),
+        "services": service_queues(session, branch),
+        "messages": [str(m) for m in settings.get("messages", []) if m][:10],
+        "images": [str(u) for u in settings.get("images", []) if u][:10],
+    }
+
+
+def kiosk_snapshot(session, branch: Branch) -> dict:
+    return {
+        "audience": "kiosk",
+        "seq": _seq(session, branch.id),
+        "every_seq": True,
+        "branch": branch_info(branch),
+        "services": service_queues(session, branch),
+    }
+
+
+def staff_snapshot(session, branch: Branch) -> dict:
+    seq = _seq(session, branch.id)  # read first: anything later is covered by a push
+    active = queries.active_tickets_by_counter(branch.id)
+    waiting = session.scalars(
+        select(Ticket)
+        .options(joinedload(Ticket.service), joinedload(Ticket.visit))
+        .where(Ticket.branch_id == branch.id, Ticket.status == TicketStatus.WAITING)
+        .order_by(Ticket.queue_since, Ticket.id)
+    ).all()
+    standings = queries.standings(branch.id, waiting)
+    counters = []
+    for counter in branch.counters:
+        ticket = active.get(counter.id)
+        counters.append(
+            {
+                "id": counter.id,
+                "name": counter.name,
+                "status": counter.status.value,
+                "pause_reason": counter.pause_reason,
+                "since": iso(counter.status_since),
+                "staff": {"id": counter.staff.id, "name": counter.staff.display_name}
+                if counter.staff is not None
+                else None,
+                "services": [s.code for s in counter.services],
+                "ticket": ticket_staff(ticket) if ticket is not None else None,
+            }
+        )
+    return {
+        "audience": "staff",
+        "seq": seq,
+        "every_seq": True,
+        "branch": branch_info(branch),
+        "counters": counters,
+        "services": service_queues(session, branch),
+        "waiting": [
+            {
+                **ticket_staff(t),
+                "position": standings[t.id][0],
+                "estimated_wait_s": standings[t.id][1],
+            }
+            for t in waiting
+        ],
+    }
+
+
+def ticket_view(ticket: Ticket) -> dict:
+    position, estimate = queries.standing(ticket)
+    return {
+        **ticket_public(ticket),
+        "position": position,
+        "estimated_wait_s": estimate,
+        "called_at": iso(ticket.last_called_at),
+    }
+
+
+def ticket_snapshot(session, ticket: Ticket) -> dict:
+    return {
+        "audience": "ticket",
+        "seq": _seq(session, ticket.branch_id),
+        # a phone hears only about its own ticket: gaps in the branch sequence are normal
+        "every_seq": False,
+        "branch": branch_info(ticket.branch),
+        "ticket": ticket_view(ticket),
+    }
+
+
+# --- changes ---------------------------------------------------------------------------------
+
+
+def changes_for(session, branch_id: int, seqs: list[int]) -> list[tuple[str, dict]]:
+    """The pushes of a batch of committed journal entries of one branch: (room, payload) pairs,
+    in sequence order. Built from the journal rows (what happened, as it was) and the rows they
+    point to."""
+    return [push for step in change_steps(session, branch_id, seqs) for push in step]
+
+
+def change_steps(session, branch_id: int, seqs: list[int]):
+    """`changes_for` in two steps, so the caller can send the first before the second is
+    built: the entries' own pushes (display, kiosk, staff and the ticket's room), then the new
+    places of the other waiting tickets (one room per ticket: the costly part). The caller may
+    end the read transaction between the steps; the second reads the waiting tickets afresh."""
+    events = session.scalars(
+        select(JourneyEvent)
+        .where(JourneyEvent.branch_id == branch_id, JourneyEvent.seq.in_(seqs))
+        .order_by(JourneyEvent.seq)
+    ).all()
+    if not events:
+        return
+    branch = session.get(Branch, branch_id)
+    ticket_ids = {e.ticket_id for e in events if e.ticket_id}
+    tickets = {
+        t.id: t
+        for t in session.scalars(
+            select(Ticket)
+            .options(
+                joinedload(Ticket.service), joinedload(Ticket.visit), joinedload(Ticket.counter)
+            )
+            .where(Ticket.id.in_(ticket_ids))
+        )
+    }
+    counters = {c.id: c for c in branch.counters}
+    touched: set[int] = set()
+    for e in events:
+        if e.ticket_id in tickets:
+            touched.add(tickets[e.ticket_id].service_id)
+        if e.counter_id in counters and e.kind.startswith("counter_"):
+            touched.update(s.id for s in counters[e.counter_id].services)
+    queues = service_queues(session, branch, touched) if touched else []
+    out: list[tuple[str, dict]] = []
+    for e in events:
+        ticket = tickets.get(e.ticket_id)
+        counter = counters.get(e.counter_id)
+        base = {"seq": e.seq, "kind": e.kind, "at": iso(e.at), "branch": branch.code}
+        if ticket is not None:
+            mine = [q for q in queues if q["code"] == ticket.service.code]
+        else:
+            mine = [
+                q for q in queues if counter and q["code"] in {s.code for s in counter.services}
+            ]
+        status = e.to_status
+        public = {
+            **base,
+            "ticket": ticket_public(ticket, status) if ticket is not None else None,
+            "counter": counter_public(counter) if counter is not None else None,
+            "queues": mine,
+        }
+        if ticket is not None and public["ticket"] is not None and counter is not None:
+            public["ticket"]["counter"] = counter_public(counter)
+        staff = {
+            **public,
+            "ticket": ticket_staff(ticket, status) if ticket is not None else None,
+            "counter": {
+                **counter_public(counter),
+                "status": counter.status.value,
+                "staff": {"id": counter.staff.id, "name": counter.staff.display_name}
+                if counter.staff is not None
+                else None,
+            }
+            if counter is not None
+            else None,
+            "actor_id": e.actor_id,
+            "from_status": e.from_status,
+        }
+        if ticket is not None and counter is not None:
+            staff["ticket"]["counter"] = counter_public(counter)
+        out.append((f"display:{branch_id}", public))
+        out.append((f"kiosk:{branch_id}", public))
+        out.append((f"staff:{branch_id}", staff))
+        if ticket is not None:
+            out.append(
+                (
+                    f"ticket:{ticket.id}",
+                    {**base, "self": True, "ticket": {**ticket_view(ticket), "status": status}},
+                )
+            )
+    # what the second step needs, as plain values: the caller may end the transaction (and
+    # expire every row read so far) before it asks for the second step
+    moved = [(e.seq, e.kind, e.at) for e in events if e.kind in QUEUE_MOVING]
+    own = {e.ticket_id for e in events}
+    code = branch.code
+    yield out
+    out = []
+    # the other waiting tickets of the queues that moved hear their new place
+    if moved:
+        last_seq, last_kind, last_at = moved[-1]
+        waiting = session.scalars(
+            select(Ticket)
+            .options(joinedload(Ticket.service))
+            .where(Ticket.branch_id == branch_id, Ticket.status == TicketStatus.WAITING)
+            .order_by(Ticket.queue_since, Ticket.id)
+        ).all()
+        standings = queries.standings(branch_id, waiting)
+        by_queue = Tally()
+        for t in waiting:
+            if t.id in own or (t.service_id not in touched and t.target_counter_id is None):
+                continue
+            by_queue[t.service_id] += 1
+            position, estimate = standings[t.id]
+            out.append(
+                (
+                    f"ticket:{t.id}",
+                    {
+                        "seq": last_seq,
+                        "kind": last_kind,
+                        "at": iso(last_at),
+                        "branch": code,
+                        "self": False,
+                        "ticket": {
+                            **ticket_public(t),
+                            "position": position,
+                            "estimated_wait_s": estimate,
+                            "called_at": None,
+                        },
+                    },
+                )
+            )
+    yield out

@@ -1,0 +1,144 @@
+/* QueueFloor: the browser side of the /floor Socket.IO namespace (docs/realtime.md).
+ *
+ *   const floor = QueueFloor.connect({
+ *     auth: {branch: "JKT01"},        // or {ticket: token}, {device: "display"}, {} ...
+ *     onSnapshot(snap) {},            // the whole state for this audience; render from it
+ *     onChange(change) {},            // one change, in sequence order, never twice
+ *     onStatus(state, detail) {},     // "connecting" | "online" | "offline" | "refused"
+ *   });
+ *
+ * Events are hints, the database is the truth: the library keeps the last sequence number,
+ * drops old and duplicate changes, and asks for a fresh snapshot when it sees a gap, after
+ * every (re)connect (the server sends one; it asks if none came) and after 30 s of silence.
+ * Needs socket.io-client (static/vendor/socket.io.min.js) loaded first. No framework.
+ */
+(function (global) {
+  "use strict";
+
+  var SILENCE_MS = 30000;
+  var CONNECT_SNAPSHOT_MS = 5000;
+  var ACK_TIMEOUT_MS = 10000;
+
+  function connect(options) {
+    var opts = options || {};
+    var noop = function () {};
+    var onSnapshot = opts.onSnapshot || noop;
+    var onChange = opts.onChange || noop;
+    var onStatus = opts.onStatus || noop;
+    var io = opts.io || global.io;
+
+    var state = {
+      seq: null,          // last sequence number applied
+      everySeq: true,     // false for a phone: it hears only about its own ticket
+      status: "connecting",
+      lastHeard: Date.now(),
+      snapshots: 0,       // counters for tests and diagnostics
+      changes: 0,
+      ignored: 0,
+      gaps: 0,
+      requested: 0,
+      fresh: true,        // next snapshot is taken whatever its seq (first one after a connect)
+    };
+    var pending = false;
+    var connectTimer = null;
+
+    var socket = io((opts.url || "") + "/floor", {
+      auth: opts.auth || {},
+      transports: opts.transports,
+      reconnectionDelay: 1000,
+      reconnectionDelayMax: 5000,
+      timeout: 10000,
+    });
+
+    function setStatus(s, detail) {
+      state.status = s;
+      try { onStatus(s, detail); } catch (e) { report(e); }
+    }
+
+    function report(e) {
+      if (global.console) global.console.error(e);
+    }
+
+    function applySnapshot(snap) {
+      if (!snap || typeof snap.seq !== "number") return;
+      if (!state.fresh && state.seq !== null && snap.seq < state.seq) return; // older than what we have
+      state.fresh = false;
+      state.seq = snap.seq;
+      state.everySeq = snap.every_seq !== false;
+      state.snapshots += 1;
+      state.lastHeard = Date.now();
+      clearTimeout(connectTimer);
+      try { onSnapshot(snap); } catch (e) { report(e); }
+    }
+
+    function requestSnapshot() {
+      if (pending || !socket.connected) return false;
+      pending = true;
+      state.requested += 1;
+      socket.timeout(ACK_TIMEOUT_MS).emit("snapshot", null, function (err, snap) {
+        pending = false;
+        if (err || !snap || snap.error) return; // the silence timer or the next gap asks again
+        applySnapshot(snap);
+      });
+      return true;
+    }
+
+    function handleChange(change) {
+      state.lastHeard = Date.now();
+      if (!change || typeof change.seq !== "number") return;
+      if (state.seq === null) { requestSnapshot(); return; }
+      if (change.seq <= state.seq) { state.ignored += 1; return; } // old or duplicate
+      if (state.everySeq && change.seq > state.seq + 1) { // missed something: the truth, again
+        state.gaps += 1;
+        requestSnapshot();
+        return;
+      }
+      state.seq = change.seq;
+      state.changes += 1;
+      try { onChange(change); } catch (e) { report(e); }
+    }
+
+    socket.on("connect", function () {
+      state.fresh = true;
+      setStatus("online");
+      clearTimeout(connectTimer);
+      connectTimer = setTimeout(requestSnapshot, CONNECT_SNAPSHOT_MS); // unless the server's came
+    });
+    socket.on("snapshot", applySnapshot);
+    socket.on("change", handleChange);
+    socket.on("disconnect", function (reason) {
+      pending = false;
+      if (reason === "io server disconnect") { // the server no longer accepts this connection
+        setStatus("refused", reason);
+      } else {
+        setStatus("offline", reason);
+      }
+    });
+    socket.on("connect_error", function (err) {
+      // a refusal by the server (not paired, signed out ...) is final; a network error retries
+      if (socket.active) setStatus("offline", err && err.message);
+      else setStatus("refused", err && err.message);
+    });
+
+    var silence = setInterval(function () {
+      if (socket.connected && Date.now() - state.lastHeard > SILENCE_MS) {
+        state.lastHeard = Date.now();
+        requestSnapshot();
+      }
+    }, 5000);
+
+    var handle = {
+      socket: socket,
+      state: state,
+      requestSnapshot: requestSnapshot,
+      close: function () { clearInterval(silence); clearTimeout(connectTimer); socket.close(); },
+      // test hook: feed a change as if it came from the server, to exercise gap handling
+      test: { inject: handleChange, silence: function () { state.lastHeard = 0; } },
+    };
+    QueueFloor.last = handle;
+    return handle;
+  }
+
+  var QueueFloor = { connect: connect, last: null };
+  global.QueueFloor = QueueFloor;
+})(window);
