@@ -216,6 +216,9 @@ def test_a_branch_morning_across_kiosk_counter_and_display(
     log = announcements(display, 2)
     assert log[1]["kind"] == "recall"
     assert log[1]["text"] == RECALL[lang].format(n=spelled(ayu), c=counter_name)
+    # the counter screen has the recall's answer too (a key pressed while an action is on its
+    # way is ignored: one action at a time)
+    expect(c.get_by_test_id("recalls")).to_contain_text(re.compile(r"\b1\b"))
 
     # she comes, but needs customer service: transfer with a note for the colleague
     c.keyboard.press("s")
