@@ -230,6 +230,31 @@ def test_waiting_phones_hear_their_new_place(app, rt, now, make):
     assert "Teller" not in repr(moved["ticket"]["counter"])
 
 
+def test_nothing_is_read_or_sent_while_nobody_listens(app, rt, now, make):
+    target = pusher(app)
+    built, sent = target.built, target.sent
+    first = make.ticket(rt.branch, "teller", now=now)
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1))
+    commit()
+    open_and_call(rt, now + timedelta(seconds=2))
+    drain(app)
+    assert (target.built, target.sent) == (built, sent)  # no socket: no read, no push
+    # one phone: its own room gets the place pushes, no other room is built for
+    third = make.ticket(rt.branch, "teller", now=now + timedelta(seconds=3))
+    commit()
+    phone = sock(app, auth={"ticket": third.token})
+    assert received(phone, "snapshot")[0]["ticket"]["position"] == 2
+    engine.finish(engine.start(first, rt.staff, now=now), rt.staff, now=now, outcome="served")
+    commit()
+    open_and_call(rt, now + timedelta(seconds=4))
+    drain(app)
+    assert target.built > built
+    moved = [c for c in received(phone, "change") if c["kind"] == "called"]
+    assert [c["ticket"]["position"] for c in moved] == [1]
+    # the pushes sent: only the phone's (no display, kiosk, staff or other ticket room)
+    assert target.sent - sent == len(moved)
+
+
 def test_changes_follow_the_commit_in_sequence(app, rt, now, make):
     _, token = device(rt, now=now)
     display = display_sock(app, token)

@@ -7,9 +7,10 @@ gunicorn workers.
 Why a process of its own: under gunicorn's gthread workers a websocket holds one worker
 thread for its whole life (2 workers x 8 threads = 16 sockets), and the threading server
 spends two or three threads per websocket. Here a connection is a few coroutines. The
-gunicorn workers keep serving HTTP (pages, API) and emit through the queue (`pushes.py`);
-this process delivers every emit to its own connections and obeys `disconnects.py`'s
-room disconnects. The reverse proxy sends `/socket.io/` here (see docs/realtime.md).
+gunicorn workers keep serving HTTP (pages, API) and share their committed journal entries
+through the queue (`pushes.py`); this process builds the pushes for its own connections,
+delivers them, and obeys `disconnects.py`'s room disconnects. The reverse proxy sends
+`/socket.io/` here (see docs/realtime.md).
 
 Connections are identified exactly as in the threading server: the same `FloorNamespace`
 checks run in a small thread pool, inside a Flask request context built from the
@@ -34,7 +35,7 @@ from aiohttp import web
 
 from .disconnects import CHANNEL, AsyncFloorRedisManager
 from .handlers import SNAPSHOT_REFILL_S, Connection, FloorNamespace
-from .pushes import NAMESPACE
+from .pushes import NAMESPACE, Pusher
 
 log = logging.getLogger(__name__)
 DB_THREADS = 4  # connects and snapshot requests that read the database at the same time
@@ -165,6 +166,27 @@ def build(app, message_queue: str | None) -> web.Application:
     server.register_namespace(AsyncFloor(app, pool))
     web_app = web.Application()
     server.attach(web_app)
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    async def deliver_step(step):
+        if hasattr(server.manager, "deliver_local"):
+            await server.manager.deliver_local(step)
+        else:  # no message queue (tests): python-socketio's own local emit
+            for room, payload in step:
+                await server.emit("change", payload, to=room, namespace=NAMESPACE)
+
+    def deliver(step):
+        # from the pusher's thread: one step at a time, in order, each sent before the next
+        asyncio.run_coroutine_threadsafe(deliver_step(step), loop_box[0]).result(timeout=30)
+
+    # the journal entries the other processes share reach this process's pusher, which builds
+    # the pushes of the rooms that have members here (pushes.py)
+    web_app["pusher"] = Pusher(app, server=server, deliver=deliver)
+
+    async def remember_loop(_app):
+        loop_box.append(asyncio.get_running_loop())
+
+    web_app.on_startup.append(remember_loop)
 
     async def healthz(_request):
         return web.json_response({"status": "ok", "connections": len(server.manager.rooms)})

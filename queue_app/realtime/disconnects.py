@@ -69,8 +69,48 @@ def _disconnect_message(manager, room: str, namespace: str) -> dict:
     }
 
 
+JOURNAL = "journal"
+_JOURNAL_PREFIX = b'{"method": "journal"'  # how `json.dumps` of `_journal_message` begins
+
+
+def _journal_message(manager, items) -> dict:
+    return {"method": JOURNAL, "items": [list(i) for i in items], "host_id": manager.host_id}
+
+
+def _journal_items(manager, raw):
+    """The (branch, seq) pairs of another process's journal message; None for any other
+    message (left to python-socketio)."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if not isinstance(raw, bytes | bytearray) or not raw.startswith(_JOURNAL_PREFIX):
+        return None
+    try:
+        data = manager.json.loads(raw)
+        if data.get("host_id") == manager.host_id:
+            return []  # this process's own: pushed here already
+        return [(int(b), int(s)) for b, s in data["items"]]
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignored a malformed journal message")
+        return []
+
+
 class FloorRedisManager(socketio.RedisManager):
-    """python-socketio's Redis manager (threading servers) that can disconnect a room."""
+    """python-socketio's Redis manager (threading servers) that can disconnect a room and
+    carries the journal entries of each process to the pushers of the others (`pushes.py`):
+    one "journal" message per batch on the same channel, not one emit per push."""
+
+    on_journal = None  # set by this process's `Pusher`
+
+    def publish_journal(self, items) -> None:
+        self._publish(_journal_message(self, items))
+
+    def _listen(self):
+        for raw in super()._listen():
+            items = _journal_items(self, raw)
+            if items is None:
+                yield raw
+            elif items and self.on_journal is not None:
+                self.on_journal(items)
 
     def disconnect_room(self, room: str, namespace: str = NAMESPACE) -> None:
         message = _disconnect_message(self, room, namespace)
@@ -88,6 +128,32 @@ class FloorRedisManager(socketio.RedisManager):
 class AsyncFloorRedisManager(socketio.AsyncRedisManager):
     """The same for the asyncio realtime process (`realtime/aio.py`), which also delivers an
     emit to its local connections without a task per recipient (see `_handle_emit`)."""
+
+    on_journal = None  # set by the process's `Pusher` (a plain function, called in the loop)
+
+    async def publish_journal(self, items) -> None:
+        await self._publish(_journal_message(self, items))
+
+    async def _listen(self):
+        async for raw in super()._listen():
+            items = _journal_items(self, raw)
+            if items is None:
+                yield raw
+            elif items and self.on_journal is not None:
+                self.on_journal(items)
+
+    async def deliver_local(self, step) -> None:
+        """Send (room, payload) pairs of `change` events to this process's connections."""
+        for room, payload in step:
+            await self._handle_emit(
+                {
+                    "method": "emit",
+                    "event": "change",
+                    "data": [payload],
+                    "namespace": NAMESPACE,
+                    "room": room,
+                }
+            )
 
     async def _handle_emit(self, message):
         # python-socketio encodes the packet once per emit, then creates one asyncio task per

@@ -270,11 +270,15 @@ def changes_for(session, branch_id: int, seqs: list[int]) -> list[tuple[str, dic
     return [push for step in change_steps(session, branch_id, seqs) for push in step]
 
 
-def change_steps(session, branch_id: int, seqs: list[int]):
+def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
     """`changes_for` in two steps, so the caller can send the first before the second is
     built: the entries' own pushes (display, kiosk, staff and the ticket's room), then the new
     places of the other waiting tickets (one room per ticket: the costly part). The caller may
-    end the read transaction between the steps; the second reads the waiting tickets afresh."""
+    end the read transaction between the steps; the second reads the waiting tickets afresh.
+
+    `wanted(room)`: only the pushes of rooms it accepts (the rooms somebody listens to);
+    the places are computed only when a waiting ticket's room is wanted."""
+    want = wanted or (lambda _room: True)
     events = session.scalars(
         select(JourneyEvent)
         .where(JourneyEvent.branch_id == branch_id, JourneyEvent.seq.in_(seqs))
@@ -339,10 +343,14 @@ def change_steps(session, branch_id: int, seqs: list[int]):
         }
         if ticket is not None and counter is not None:
             staff["ticket"]["counter"] = counter_public(counter)
-        out.append((f"display:{branch_id}", public))
-        out.append((f"kiosk:{branch_id}", public))
-        out.append((f"staff:{branch_id}", staff))
-        if ticket is not None:
+        for room, payload in (
+            (f"display:{branch_id}", public),
+            (f"kiosk:{branch_id}", public),
+            (f"staff:{branch_id}", staff),
+        ):
+            if want(room):
+                out.append((room, payload))
+        if ticket is not None and want(f"ticket:{ticket.id}"):
             out.append(
                 (
                     f"ticket:{ticket.id}",
@@ -365,10 +373,13 @@ def change_steps(session, branch_id: int, seqs: list[int]):
             .where(Ticket.branch_id == branch_id, Ticket.status == TicketStatus.WAITING)
             .order_by(Ticket.queue_since, Ticket.id)
         ).all()
-        standings = queries.standings(branch_id, waiting)
+        listening = {t.id for t in waiting if want(f"ticket:{t.id}")}
+        standings = queries.standings(branch_id, waiting) if listening else {}
         by_queue = Tally()
         for t in waiting:
             if t.id in own or (t.service_id not in touched and t.target_counter_id is None):
+                continue
+            if t.id not in listening:
                 continue
             by_queue[t.service_id] += 1
             position, estimate = standings[t.id]

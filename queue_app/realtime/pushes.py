@@ -1,13 +1,22 @@
-"""Committed journal entries -> Socket.IO pushes, from a worker thread of each server process.
+"""Committed journal entries -> Socket.IO pushes, built in the process that holds the sockets.
 
 `tickets.journal` publishes a "journey" domain event per entry; `core.events` sends it through
 blinker only after the commit, and not at all after a rollback. The receiver here only queues
-(branch, seq): the request that made the change is not slowed down by building and sending
-the pushes. One worker thread per application drains the queue in order, reads the committed
-rows in an application context of its own and emits to the rooms: first each entry's own
-pushes, then the new places of the waiting tickets (`payloads.change_steps`). With
-`SOCKETIO_MESSAGE_QUEUE` set, `socketio.emit` publishes to Redis and every server process
-delivers to its own connections.
+(branch, seq): the request that made the change is not slowed down by the pushes. One worker
+thread per application drains the queue in order and, for each batch:
+
+1. shares it: with a Redis `SOCKETIO_MESSAGE_QUEUE` it publishes ONE small "journal" message
+   (the (branch, seq) pairs, no payloads) on Socket.IO's channel (`disconnects.py`'s
+   managers); every other server process hands it to its own pusher;
+2. builds the pushes for the sockets of this process only: it reads the committed rows in an
+   application context of its own and emits to the rooms that have members here
+   (`ignore_queue`: nothing goes back through Redis). A process with no socket of the branch
+   reads nothing: a gunicorn worker that only serves HTTP, or any process while no display,
+   kiosk, counter screen or phone listens, pays one PUBLISH per batch and nothing else.
+
+First each entry's own pushes, then the new places of the waiting tickets that have a phone
+listening (`payloads.change_steps`). The asyncio realtime process (`aio.py`) runs the same
+pusher with a delivery function that hands each step to its event loop.
 """
 
 from __future__ import annotations
@@ -25,23 +34,40 @@ from ..extensions import db, socketio
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/floor"
+AUDIENCES = ("display", "kiosk", "staff")  # the branch rooms: `<audience>:<branch id>`
 EXTENSION = "queue_app.realtime"
 
 
 class Pusher:
-    def __init__(self, app):
+    """`server`: the Socket.IO server whose local rooms are served (default: the one bound to
+    this application); `deliver`: sends one step of (room, payload) pairs to those rooms
+    (default: `server.emit(..., ignore_queue=True)`, for the threading server)."""
+
+    def __init__(self, app, server=None, deliver=None):
         self.app = app
         self.queue: queue.Queue = queue.Queue()
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.sent = 0  # pushes emitted by this process (tests and the benchmark read it)
+        self.built = 0  # batches this process read the database for (tests read it)
         # the Socket.IO server bound to this application (`socketio` is one global object that
         # every `create_app` rebinds; a test process may build several applications)
-        self.server = socketio.server
+        self.server = server if server is not None else socketio.server
+        self.deliver = deliver or self._emit
+        manager = getattr(self.server, "manager", None)
+        if hasattr(manager, "on_journal"):  # journal messages of the other processes
+            manager.on_journal = self.receive
 
     def enqueue(self, branch_id: int, seq: int) -> None:
+        """A change committed in this process: shared with the others, pushed here."""
         self._ensure_thread()
-        self.queue.put((branch_id, seq))
+        self.queue.put((branch_id, seq, True))
+
+    def receive(self, items) -> None:
+        """Changes another process committed and shared: pushed here only."""
+        self._ensure_thread()
+        for branch_id, seq in items:
+            self.queue.put((branch_id, seq, False))
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until everything queued so far has been emitted (tests)."""
@@ -70,12 +96,21 @@ class Pusher:
                 except queue.Empty:
                     break
             batch: dict[int, list[int]] = defaultdict(list)
+            shared: list[tuple[int, int]] = []
             markers = []
             for item in items:
                 if isinstance(item, threading.Event):
                     markers.append(item)
-                else:
-                    batch[item[0]].append(item[1])
+                    continue
+                branch_id, seq, share = item
+                batch[branch_id].append(seq)
+                if share:
+                    shared.append((branch_id, seq))
+            if shared:
+                try:
+                    self._share(shared)
+                except Exception:  # Redis down: the others catch up from their snapshots
+                    log.exception("sharing journal entries failed")
             if batch:
                 try:
                     self._push(batch)
@@ -84,21 +119,53 @@ class Pusher:
             for marker in markers:
                 marker.set()
 
+    def _share(self, items: list[tuple[int, int]]) -> None:
+        publish = getattr(self.server.manager, "publish_journal", None)
+        if publish is not None:
+            publish(items)
+
+    def _rooms(self) -> dict:
+        """This process's /floor rooms that have members: room -> members."""
+        return self.server.manager.rooms.get(NAMESPACE) or {}
+
+    def _emit(self, step) -> None:
+        for room, payload in step:
+            self.server.emit("change", payload, to=room, namespace=NAMESPACE, ignore_queue=True)
+
     def _push(self, batch: dict[int, list[int]]) -> None:
         from .payloads import change_steps
 
+        rooms = self._rooms()
+        if not rooms:
+            return  # no socket in this process: nothing to read
+
+        def wanted(room: str) -> bool:
+            return bool(rooms.get(room))
+
+        phones = any(
+            isinstance(room, str) and room.startswith("ticket:") and members
+            for room, members in list(rooms.items())
+        )
+        todo = {
+            branch_id: seqs
+            for branch_id, seqs in batch.items()
+            if phones or any(wanted(f"{kind}:{branch_id}") for kind in AUDIENCES)
+        }
+        if not todo:
+            return
         with self.app.app_context():
             try:
                 read_only(db.session)
-                for branch_id, seqs in batch.items():
+                for branch_id, seqs in todo.items():
+                    self.built += 1
                     # the entries' own pushes (displays, kiosks, staff) leave before the new
-                    # places of every waiting ticket are built
-                    for step in change_steps(db.session, branch_id, sorted(seqs)):
+                    # places of the waiting tickets are built
+                    for step in change_steps(db.session, branch_id, sorted(seqs), wanted):
                         db.session.rollback()  # read-only: end the transaction before sending
                         read_only(db.session)  # and read the next step as a reader too
-                        for room, payload in step:
-                            self.server.emit("change", payload, to=room, namespace=NAMESPACE)
-                            self.sent += 1
+                        if step:
+                            self.deliver(step)
+                            self.sent += len(step)
             finally:
                 db.session.rollback()
 
