@@ -18,6 +18,7 @@ from queue_app.realtime.handlers import SNAPSHOT_BURST
 from queue_app.tickets import services as engine
 
 NS = NAMESPACE
+OPEN_CLIENTS: list = []
 
 
 @pytest.fixture
@@ -29,6 +30,14 @@ def rt(app, floor):
     server = socketio.server = pusher(app).server
     saved = (server.async_handlers, server.eio.async_handlers)
     yield floor
+    while OPEN_CLIENTS:  # no connection outlives its test (the pusher serves rooms with members)
+        client = OPEN_CLIENTS.pop()
+        if client.is_connected(NS):
+            with app.app_context():
+                client.disconnect(NS)
+    # and no change of this test is pushed during the next one (its rows will be gone, its
+    # (branch, seq) pairs would name the next test's journal entries)
+    pusher(app).drain()
     for name in ("_send_packet", "_send_eio_packet"):
         server.__dict__.pop(name, None)
     server.async_handlers, server.eio.async_handlers = saved
@@ -66,9 +75,11 @@ def sock(app, *, auth=None, cookies=None, user=None):
     server (inside the test's context they would share its `g` and database session)."""
     commit()
     with app.app_context():
-        return socketio.test_client(
+        client = socketio.test_client(
             app, namespace=NS, auth=auth, flask_test_client=flask_client(app, cookies, user)
         )
+    OPEN_CLIENTS.append(client)
+    return client
 
 
 def ask(app, client, event="snapshot", arg=None):
@@ -232,6 +243,7 @@ def test_waiting_phones_hear_their_new_place(app, rt, now, make):
 
 def test_nothing_is_read_or_sent_while_nobody_listens(app, rt, now, make):
     target = pusher(app)
+    assert not any(target.server.manager.rooms.get(NS, {}).values())  # nobody connected
     built, sent = target.built, target.sent
     first = make.ticket(rt.branch, "teller", now=now)
     make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1))
@@ -242,6 +254,7 @@ def test_nothing_is_read_or_sent_while_nobody_listens(app, rt, now, make):
     # one phone: its own room gets the place pushes, no other room is built for
     third = make.ticket(rt.branch, "teller", now=now + timedelta(seconds=3))
     commit()
+    drain(app)  # its `issued` entry is pushed before the phone connects
     phone = sock(app, auth={"ticket": third.token})
     assert received(phone, "snapshot")[0]["ticket"]["position"] == 2
     engine.finish(engine.start(first, rt.staff, now=now), rt.staff, now=now, outcome="served")
