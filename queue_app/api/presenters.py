@@ -1,16 +1,16 @@
 """Turning domain objects into the plain data the schemas dump."""
 
-from flask_babel import get_locale
-
 from ..branches.models import Branch, Counter, Service
+from ..i18n import select_locale
 from ..tickets import fastpath, queries
 from ..tickets.fastpath import Issued
 from ..tickets.models import Ticket, TicketStatus
 
 
 def _locale() -> str:
-    locale = get_locale()
-    return locale.language if locale else "id"
+    # the language code itself: babel's `get_locale()` would build (and stat) a Locale object
+    # per request for the same answer
+    return select_locale()
 
 
 def branch(b: Branch, now) -> dict:
