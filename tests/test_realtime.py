@@ -296,6 +296,40 @@ def test_changes_follow_the_commit_in_sequence(app, rt, now, make):
     assert "id" not in call["ticket"] and "actor_id" not in call
 
 
+def test_lobby_screens_skip_start_and_finish_and_name_the_push_before(app, rt, now, make):
+    _, token = device(rt, now=now)
+    display = display_sock(app, token)
+    staff = sock(app, auth={"branch": "JKT01"}, user=rt.staff)
+    seq0 = received(display, "snapshot")[0]["seq"]
+    received(staff)
+    first = make.ticket(rt.branch, "teller", now=now)
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1))
+    commit()
+    open_and_call(rt, now + timedelta(seconds=2))  # counter_opened, called
+    engine.finish(engine.start(first, rt.staff, now=now), rt.staff, now=now, outcome="served")
+    commit()
+    open_and_call(rt, now + timedelta(seconds=3))
+    drain(app)
+    staff_changes = received(staff, "change")
+    assert all("prev" not in c for c in staff_changes)  # staff hear every entry
+    every = [(c["seq"], c["kind"]) for c in staff_changes]
+    assert [k for _, k in every] == [
+        "issued",
+        "issued",
+        "counter_opened",
+        "called",
+        "start",
+        "finish",
+        "called",
+    ]
+    assert [s for s, _ in every] == list(range(seq0 + 1, seq0 + 8))
+    lobby = received(display, "change")
+    assert [c["kind"] for c in lobby] == ["issued", "issued", "counter_opened", "called", "called"]
+    # each names the one heard before it, across the two entries it did not hear
+    assert [c["prev"] for c in lobby] == [seq0] + [c["seq"] for c in lobby[:-1]]
+    assert lobby[-1]["seq"] == lobby[-2]["seq"] + 3
+
+
 def test_a_rollback_pushes_nothing(app, rt, now, make):
     _, token = device(rt, now=now)
     display = display_sock(app, token)

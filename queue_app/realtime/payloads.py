@@ -35,6 +35,11 @@ QUEUE_MOVING = {
 }
 
 
+# entries that change nothing a lobby display or a kiosk shows (no call, no queue count, no
+# estimate): their rooms do not hear them, and each push names the previous one they heard
+PUBLIC_QUIET = frozenset({"start", "finish"})
+
+
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
@@ -161,6 +166,21 @@ def last_calls(session, branch_id: int, limit: int = LAST_CALLS) -> list[dict]:
         }
         for event, ticket in rows
     ]
+
+
+def _public_before(session, branch_id: int, seq: int) -> int:
+    """The sequence number of the branch's last entry before `seq` that displays and kiosks
+    heard (0 when none)."""
+    return (
+        session.scalar(
+            select(func.max(JourneyEvent.seq)).where(
+                JourneyEvent.branch_id == branch_id,
+                JourneyEvent.seq < seq,
+                JourneyEvent.kind.not_in(PUBLIC_QUIET),
+            )
+        )
+        or 0
+    )
 
 
 def _seq(session, branch_id: int) -> int:
@@ -299,6 +319,10 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
         )
     }
     counters = {c.id: c for c in branch.counters}
+    # `prev` of the public pushes: the entry before each that displays and kiosks heard
+    public_prev = None
+    if any(want(f"{a}:{branch_id}") for a in ("display", "kiosk")):
+        public_prev = _public_before(session, branch_id, events[0].seq)
     touched: set[int] = set()
     for e in events:
         if e.ticket_id in tickets:
@@ -343,13 +367,14 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
         }
         if ticket is not None and counter is not None:
             staff["ticket"]["counter"] = counter_public(counter)
-        for room, payload in (
-            (f"display:{branch_id}", public),
-            (f"kiosk:{branch_id}", public),
-            (f"staff:{branch_id}", staff),
-        ):
-            if want(room):
-                out.append((room, payload))
+        if e.kind not in PUBLIC_QUIET:
+            public["prev"] = public_prev
+            public_prev = e.seq
+            for room in (f"display:{branch_id}", f"kiosk:{branch_id}"):
+                if want(room):
+                    out.append((room, public))
+        if want(f"staff:{branch_id}"):
+            out.append((f"staff:{branch_id}", staff))
         if ticket is not None and want(f"ticket:{ticket.id}"):
             out.append(
                 (

@@ -212,6 +212,21 @@ def test_display_calls_announces_and_recalls(lang, browser, live_server, lobby, 
             "() => document.documentElement.scrollWidth <= innerWidth"
             " && document.documentElement.scrollHeight <= innerHeight"
         )
+
+        # the next customer at Loket 1: the first is started and finished (entries a display
+        # does not hear), then called: no gap, no snapshot, the call is shown
+        snapshots = page.evaluate("QueueFloor.last.state.snapshots")
+        fourth = floor.call("Loket 1")
+        expect(page.get_by_test_id("now-number")).to_have_text(fourth)
+        state = page.evaluate("({...QueueFloor.last.state})")
+        assert state["gaps"] == 0 and state["snapshots"] == snapshots, state
+        # and a push whose `prev` was never heard is a gap: the display asks for the truth
+        seq = state["seq"]
+        page.evaluate(
+            "s => QueueFloor.last.test.inject({seq: s + 3, prev: s + 2, kind: 'issued'})", seq
+        )
+        page.wait_for_function("n => QueueFloor.last.state.snapshots > n", arg=snapshots)
+        assert page.evaluate("QueueFloor.last.state.gaps") == 1
         assert errors == []
     finally:
         context.close()

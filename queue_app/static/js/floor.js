@@ -88,7 +88,10 @@
       if (!change || typeof change.seq !== "number") return;
       if (state.seq === null) { requestSnapshot(); return; }
       if (change.seq <= state.seq) { state.ignored += 1; return; } // old or duplicate
-      if (state.everySeq && change.seq > state.seq + 1) { // missed something: the truth, again
+      // missed something? `prev` (displays, kiosks) names the entry heard before this one;
+      // without it every sequence number is heard
+      var missed = typeof change.prev === "number" ? change.prev > state.seq : change.seq > state.seq + 1;
+      if (state.everySeq && missed) { // the truth, again
         state.gaps += 1;
         requestSnapshot();
         return;
