@@ -53,6 +53,8 @@ LUA_SCRIPT = BENCH_DIR / "wrk_counting.lua"
 RESULTS_DIR = BENCH_DIR / "results"
 HOST = "127.0.0.1"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/queue_app_bench"
+# the databases a benchmark may empty (this one's and bench/realtime_latency.py's)
+BENCH_DATABASES = {"queue_app_bench", "queue_app_realtime_bench"}
 PREFERRED_MIX = ("teller", "cs", "loans", "cards")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -334,9 +336,10 @@ def reset_postgres(url: str) -> str:
 
     conninfo = _libpq_url(url)
     dbname = conninfo.rsplit("/", 1)[1].split("?")[0]
-    if dbname != "queue_app_bench" and not os.environ.get("BENCH_ALLOW_ANY_DATABASE"):
+    if dbname not in BENCH_DATABASES and not os.environ.get("BENCH_ALLOW_ANY_DATABASE"):
         raise BenchError(
-            f"refusing to empty database {dbname!r}: the benchmark only uses queue_app_bench "
+            f"refusing to empty database {dbname!r}: the benchmarks only use "
+            f"{', '.join(sorted(BENCH_DATABASES))} "
             "(set BENCH_ALLOW_ANY_DATABASE=1 to override)"
         )
     try:
@@ -479,6 +482,8 @@ def prepare_production(args, workdir: Path) -> Server:
             "QUEUE_APP_INSTANCE": str(workdir / "instance"),
         }
     )
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
     run_cli(["db", "upgrade"], env)
     run_cli(["demo", "seed", "--allow-production"], env)
     port = free_port()
@@ -501,7 +506,8 @@ def prepare_production(args, workdir: Path) -> Server:
         f"gunicorn gthread, {args.workers} workers x {args.threads} threads "
         f"= {args.workers * args.threads} request slots for {args.connections} clients "
         f"(one worker process per core on a {os.cpu_count()}-core machine; the threads overlap "
-        "database round trips), PostgreSQL, pool per worker "
+        "database round trips), PostgreSQL, "
+        f"Redis {args.redis_url or 'none'} (Socket.IO queue, rate limits), pool per worker "
         f"{env.get('DB_POOL_SIZE', '10')}+{env.get('DB_MAX_OVERFLOW', '20')}"
     )
     return Server(
@@ -1001,6 +1007,12 @@ def parse_args(argv=None):
     p.add_argument("--services", default=None, help="service mix (default teller,cs,loans,cards)")
     p.add_argument("--single-service", default=None, help="one-service run (default: first)")
     p.add_argument("--database-url", default=DEFAULT_PG_URL, help="production database")
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"),
+        help="production REDIS_URL (Socket.IO message queue, rate-limit storage), as deployed; "
+        "'' for none",
+    )
     p.add_argument("--results-dir", default=str(RESULTS_DIR))
     p.add_argument("--keep-workdir", action="store_true", help="keep logs and the SQLite file")
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")

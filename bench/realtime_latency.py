@@ -17,7 +17,7 @@ Profiles: `embedded` is `python run.py` on a SQLite file (in-process Socket.IO, 
 `production` is the layout of docs/realtime.md: gunicorn gthread workers for HTTP (the API
 calls) and the asyncio realtime process `python -m queue_app.realtime.aio` for the sockets,
 sharing the Redis message queue (`BENCH_REDIS_URL`), on PostgreSQL (`BENCH_DATABASE_URL`,
-default database `queue_app_h6_bench`, emptied, migrated and seeded). The script plays the
+default database `queue_app_realtime_bench`, emptied, migrated and seeded). The script plays the
 reverse proxy: clients connect to the realtime port, API calls go to gunicorn's.
 See bench/README.md.
 """
@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 PG_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/queue_app_h6_bench"
+    "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/queue_app_realtime_bench"
 )
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
 
@@ -104,13 +104,9 @@ with app.app_context():
 def prepare(profile, workdir) -> tuple[dict, dict]:
     env = {**os.environ, "SCHEDULER_ENABLED": "0", "QUEUE_APP_INSTANCE": str(workdir)}
     if profile == "production":
-        import psycopg
+        from issue_tickets import reset_postgres
 
-        with psycopg.connect(
-            PG_URL.replace("postgresql://", "postgresql://"), autocommit=True
-        ) as c:
-            c.execute("DROP SCHEMA public CASCADE")
-            c.execute("CREATE SCHEMA public")
+        reset_postgres(PG_URL)  # created when missing, emptied otherwise
         env.update(
             QUEUE_APP_PROFILE="production",
             DATABASE_URL=PG_URL,
@@ -168,6 +164,24 @@ def start_server(profile, env, port, workers, threads, log):
     return wait_healthy(proc, port)
 
 
+def group_cpu_s(proc) -> float:
+    """User + system CPU seconds of every process in `proc`'s process group (its session:
+    gunicorn's master and workers, or the realtime process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == proc.pid:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def start_realtime(env, port, log):
     """production: the asyncio realtime process (`queue_app/realtime/aio.py`)."""
     proc = subprocess.Popen(
@@ -184,18 +198,20 @@ def start_realtime(env, port, log):
 # --- client processes ------------------------------------------------------------------------
 
 
-def client_process(url, specs, ready_q, go, result_q, expected_calls):
+def client_process(urls, specs, ready_q, go, result_q, expected_calls):
     """One process holding many asyncio clients. specs: [("display", token) | ("ticket", tok)]"""
     import socketio
 
     async def main():
         received: list[list[float]] = [[] for _ in specs]
+        heard = [0]  # every `change` push these clients got
         clients = []
 
         async def one(i, kind, token):
             c = socketio.AsyncClient(reconnection=False)
 
             async def on_change(data):
+                heard[0] += 1
                 if data.get("kind") == "called":
                     received[i].append(time.time())
 
@@ -207,7 +223,7 @@ def client_process(url, specs, ready_q, go, result_q, expected_calls):
                 kwargs["auth"] = {"ticket": token}
             for attempt in range(5):
                 try:
-                    await c.connect(url, wait_timeout=30, **kwargs)
+                    await c.connect(urls[i % len(urls)], wait_timeout=30, **kwargs)
                     break
                 except Exception:
                     await asyncio.sleep(0.5 + attempt)
@@ -221,11 +237,13 @@ def client_process(url, specs, ready_q, go, result_q, expected_calls):
 
         await asyncio.gather(*(gated(i, k, t) for i, (k, t) in enumerate(specs)))
         ready_q.put(sum(1 for c in clients if c.connected))
+        heard[0] = 0
+        cpu0 = time.process_time()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, go.wait)
         # the driver sets `go` again when all calls are done; give late pushes a moment
         await asyncio.sleep(3)
-        result_q.put(received)
+        result_q.put((received, time.process_time() - cpu0, heard[0]))
         for c in clients:
             with contextlib.suppress(Exception):
                 await c.disconnect()
@@ -256,7 +274,8 @@ def pct(values, q):
 def run(args):
     workdir = Path(tempfile.mkdtemp(prefix="rt-bench-"))
     log = open(workdir / "server.log", "ab")  # noqa: SIM115
-    server = realtime = None
+    server = None
+    realtimes: list = []
     procs = []
     try:
         env, creds = prepare(args.profile, workdir)
@@ -280,9 +299,15 @@ def run(args):
         if args.profile == "production":
             # the reverse proxy's job in production: /socket.io/ to the realtime process,
             # everything else to gunicorn
-            rt_port = free_port()
-            realtime = start_realtime(env, rt_port, log)
-            url = f"http://127.0.0.1:{rt_port}"
+            # one realtime process per core (`--realtime-procs`), the clients spread over them
+            # as a proxy would spread new connections
+            urls = []
+            for _ in range(args.realtime_procs):
+                rt_port = free_port()
+                realtimes.append(start_realtime(env, rt_port, log))
+                urls.append(f"http://127.0.0.1:{rt_port}")
+        else:
+            urls = [url]
         specs = [
             ("ticket", setup["tickets"][i % len(setup["tickets"])]) for i in range(n_ticket_clients)
         ]
@@ -292,7 +317,8 @@ def run(args):
         ready_q, result_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
         for chunk in chunks:
             p = ctx.Process(
-                target=client_process, args=(url, chunk, ready_q, go, result_q, args.calls)
+                target=client_process,
+                args=(urls, chunk, ready_q, go, result_q, args.calls),
             )
             p.start()
             procs.append(p)
@@ -300,6 +326,8 @@ def run(args):
         print(f"{connected}/{args.clients} clients connected", flush=True)
         token = creds["api_token"]
         counter = setup["counters"][0]
+        servers = {"web": [server], "realtime": realtimes}
+        cpu_before = {k: sum(map(group_cpu_s, ps)) for k, ps in servers.items() if ps}
         api(api_url, f"/counters/{counter}/open", token)
         time.sleep(2)  # the counter_opened pushes settle
         go_time = []
@@ -316,11 +344,16 @@ def run(args):
                 print(f"call sent={t_req:.3f} answered={go_time[-1]:.3f}", flush=True)
             active = body["id"] if status == 200 and body else None
             time.sleep(args.gap)
+        time.sleep(3)  # as the clients do: the late pushes count too
+        cpu = {k: sum(map(group_cpu_s, servers[k])) - v for k, v in cpu_before.items()}
         go.set()
         delays, missing, expected = [], 0, 0
+        clients_cpu, heard = 0.0, 0
         by_kind: dict[str, list[float]] = {"display": [], "ticket": []}
         for chunk in chunks:
-            received = result_q.get(timeout=600)
+            received, chunk_cpu, chunk_heard = result_q.get(timeout=600)
+            clients_cpu += chunk_cpu
+            heard += chunk_heard
             for (kind, _tok), times in zip(chunk, received, strict=True):
                 if kind == "display":
                     expected += len(go_time)
@@ -346,6 +379,14 @@ def run(args):
                 for q in (50, 99)
             },
             "load_avg_1m": round(os.getloadavg()[0], 2),
+            # CPU seconds spent while the calls ran, and what one push cost the clients: with
+            # the clients on the server's cores, their share bounds the latency from below
+            "cpu_s": {
+                **{k: round(v, 2) for k, v in cpu.items()},
+                "clients": round(clients_cpu, 2),
+            },
+            "pushes_heard": heard,
+            "client_cpu_us_per_push": round(clients_cpu / heard * 1e6) if heard else None,
         }
         print(json.dumps(summary), flush=True)
         return summary
@@ -354,7 +395,7 @@ def run(args):
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
-        for proc in (server, realtime):
+        for proc in (server, *realtimes):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:
@@ -385,6 +426,12 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (production)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--realtime-procs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="production: realtime processes (default: one per core)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder and server log")
     run(parser.parse_args())
 
