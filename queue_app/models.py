@@ -1,6 +1,7 @@
 """Imports every model so metadata, Alembic and relationships see them all."""
 
 from .accounts.models import ApiToken, Role, User, user_branches, user_services
+from .booking.models import Appointment, AppointmentSlot, AppointmentStatus, BranchClosure
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
 from .customers.models import Customer
 from .devices.models import Device, DeviceKind
@@ -16,7 +17,11 @@ from .tickets.models import (
 
 __all__ = [
     "ApiToken",
+    "Appointment",
+    "AppointmentSlot",
+    "AppointmentStatus",
     "Branch",
+    "BranchClosure",
     "Counter",
     "CounterService",
     "CounterStatus",

@@ -172,6 +172,7 @@ def test_the_documented_security_is_what_the_endpoints_do(client, make, monkeypa
         "counter_id": str(floor.counter_id("Teller 1")),
         "ticket_id": str(ticket["id"]),
         "token": ticket["token"],
+        "service": "teller",
     }
     checked = 0
     for path, method, operation in _operations(spec):

@@ -111,9 +111,9 @@ def init_api(app):
     api.init_app(app)
 
     from ..extensions import csrf
-    from . import branches, counters, meta, tickets
+    from . import appointments, branches, counters, meta, tickets
 
-    for module in (meta, branches, tickets, counters):
+    for module in (meta, branches, tickets, counters, appointments):
         # the API authenticates with bearer tokens, never with the session cookie
         csrf.exempt(module.blp)
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)

@@ -126,3 +126,30 @@ def counter(c: Counter, current: Ticket | None) -> dict:
         ),
         "current_ticket": ticket(current) if current else None,
     }
+
+
+def _local_iso(branch: Branch, moment) -> str:
+    return branch.local(moment).isoformat()
+
+
+def slot(branch: Branch, s) -> dict:
+    """A `booking.services.Slot`, its times with the branch's UTC offset."""
+    return {
+        "start": _local_iso(branch, s.start),
+        "end": _local_iso(branch, s.end),
+        "available": s.available,
+        "capacity": s.capacity,
+    }
+
+
+def appointment(a) -> dict:
+    return {
+        "code": a.code,
+        "status": a.status.value,
+        "branch": a.branch.code,
+        "service": a.service.code,
+        "service_name": a.service.display_name(_locale()),
+        "start": _local_iso(a.branch, a.start),
+        "end": _local_iso(a.branch, a.end),
+        "name": a.name,
+    }

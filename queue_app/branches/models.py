@@ -136,6 +136,10 @@ class Service(db.Model):
     prefix: Mapped[str] = mapped_column(String(3))
     expected_duration_s: Mapped[int] = mapped_column(Integer, default=300)
     target_wait_s: Mapped[int] = mapped_column(Integer, default=900)
+    # appointments: the share of the serving counters' time offered for booking (the rest is
+    # kept for walk-ins) and the slot length (None: the expected duration, rounded up to 5 min)
+    bookable_percent: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    slot_minutes: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 

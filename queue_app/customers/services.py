@@ -28,34 +28,45 @@ def identify_customer(
     phone: str | None = None,
     external_id: str | None = None,
     name: str | None = None,
+    email: str | None = None,
     region: str = "ID",
     trusted: bool = False,
 ) -> Customer | None:
-    """The customer with this phone number or CRM id, created if new.
+    """The customer with this phone number, CRM id or e-mail address, created if new.
 
     `trusted` callers (staff) may fill in a missing name; an anonymous caller never changes
     what is stored about an existing customer.
     """
-    if not phone and not external_id:
+    if not phone and not external_id and not email:
         return None
     session = db.session
     e164 = normalise_phone(phone, region) if phone else None
+    address = email.strip().lower() if email else None
     customer = None
     if external_id:
         customer = session.scalar(select(Customer).where(Customer.external_id == external_id))
     if customer is None and e164:
         customer = session.scalar(select(Customer).where(Customer.phone == e164))
+    if customer is None and address and not e164:
+        customer = session.scalar(select(Customer).where(Customer.email == address))
     if customer is None:
         try:
             with session.begin_nested():  # two kiosks may record the same new number at once
-                customer = Customer(phone=e164, external_id=external_id, name=name)
+                customer = Customer(
+                    phone=e164,
+                    external_id=external_id,
+                    email=address if not e164 else None,
+                    name=name,
+                )
                 session.add(customer)
         except IntegrityError:
-            customer = session.scalar(
-                select(Customer).where(
-                    (Customer.phone == e164) if e164 else (Customer.external_id == external_id)
-                )
-            )
+            if e164:
+                key = Customer.phone == e164
+            elif external_id:
+                key = Customer.external_id == external_id
+            else:
+                key = Customer.email == address
+            customer = session.scalar(select(Customer).where(key))
     elif trusted and name and not customer.name:
         customer.name = name
     return customer

@@ -12,6 +12,7 @@ from . import tasks
 JOBS = [
     # id, function, trigger
     ("close_past_business_days", tasks.close_past_business_days, IntervalTrigger(minutes=10)),
+    ("expire_appointment_holds", tasks.expire_appointment_holds, IntervalTrigger(minutes=1)),
 ]
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from ..booking import services as booking
 from ..branches.models import Branch
 from ..extensions import db
 from ..tickets import services as tickets
@@ -34,3 +35,16 @@ def close_past_business_days(app, now: datetime) -> int:
                 db.session.rollback()
                 log.exception("closing past business days failed for branch %s", branch_id)
     return closed
+
+
+def expire_appointment_holds(app, now: datetime) -> int:
+    """Mark the lapsed holds on slots expired (they stopped counting at their expiry already:
+    this keeps the table honest for the dashboards)."""
+    with app.app_context():
+        try:
+            count = booking.expire_holds(now=now)
+            db.session.commit()
+            return count
+        except Exception:
+            db.session.rollback()
+            raise

@@ -1,0 +1,132 @@
+"""Appointments: a service's free slots of a day, and booking one."""
+
+from datetime import UTC, date, datetime
+
+from flask import abort
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..booking import services as booking
+from ..core.types import utcnow
+from ..customers.services import identify_customer
+from ..extensions import db
+from . import presenters
+from .auth import OPTIONAL_SECURITY, documents_errors
+from .lookups import branch_or_404, service_in_body, service_of
+from .parsing import Blueprint
+from .schemas import EARLIEST, LATEST, Text
+
+blp = Blueprint("appointments", __name__, description="Appointments: free slots and bookings")
+
+
+class SlotQuerySchema(Schema):
+    date = fields.Date(
+        required=True,
+        validate=validate.Range(min=EARLIEST.date(), max=LATEST.date()),
+        metadata={"description": "the day in the branch's own calendar, YYYY-MM-DD"},
+    )
+
+
+class SlotSchema(Schema):
+    start = fields.String(metadata={"description": "ISO 8601 with the branch's UTC offset"})
+    end = fields.String()
+    available = fields.Integer()
+    capacity = fields.Integer()
+
+
+class SlotListSchema(Schema):
+    date = fields.Date()
+    closed = fields.String(
+        allow_none=True, metadata={"description": "why the branch takes no bookings that day"}
+    )
+    items = fields.List(fields.Nested(SlotSchema))
+
+
+class BookingCustomerSchema(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=120))
+    phone = Text(validate=validate.Length(min=3, max=32))
+    email = fields.Email(validate=validate.Length(max=255))
+
+    @validates_schema
+    def _reachable(self, data, **_kwargs):
+        if not data.get("phone") and not data.get("email"):
+            raise ValidationError("a phone number or an e-mail address is needed", "phone")
+
+
+class BookAppointmentSchema(Schema):
+    service = Text(required=True, validate=validate.Length(min=1, max=32))
+    start = fields.AwareDateTime(
+        required=True,
+        validate=validate.Range(min=EARLIEST, max=LATEST),
+        metadata={"description": "a slot's start, as the slots list gives it"},
+    )
+    customer = fields.Nested(BookingCustomerSchema, required=True)
+    locale = fields.String(validate=validate.OneOf(["id", "en"]))
+
+
+class AppointmentSchema(Schema):
+    code = fields.String(metadata={"description": "the booking code (kiosk check-in, changes)"})
+    status = fields.String()
+    branch = fields.String()
+    service = fields.String()
+    service_name = fields.String()
+    start = fields.String()
+    end = fields.String()
+    name = fields.String(allow_none=True)
+
+
+@blp.get("/branches/<code>/services/<service>/slots")
+@blp.arguments(SlotQuerySchema(), location="query")
+@blp.response(200, SlotListSchema)
+@documents_errors(blp, 404)
+def list_slots(args, code, service):
+    """The slots of a day with the places still free (`available`), those not started yet.
+
+    Empty, with `closed` set, on a public holiday of the branch's country or a branch closure.
+    """
+    branch = branch_or_404(code)
+    svc = service_of(branch, service)
+    if svc is None:
+        abort(404, description=f"branch {branch.code} has no service {service!r}")
+    day: date = args["date"]
+    now = utcnow()
+    closed = booking.closed_reason(branch, day)
+    slots = booking.day_slots(branch, svc, day, now=now)
+    return {
+        "date": day,
+        "closed": closed,
+        "items": [presenters.slot(branch, s) for s in slots],
+    }
+
+
+@blp.post("/branches/<code>/appointments")
+@blp.arguments(BookAppointmentSchema())
+@blp.response(201, AppointmentSchema)
+@documents_errors(blp, 404, 409)
+@blp.doc(security=OPTIONAL_SECURITY)
+def book_appointment(data, code):
+    """Book a place in a slot (409 `slot_full` when none is left).
+
+    `start` must be the start of one of the service's slots that day (422 `not_a_slot`); a
+    phone number is stored in E.164, an invalid one is refused (422 `invalid_phone`).
+    """
+    branch = branch_or_404(code)
+    svc = service_in_body(branch, data["service"])
+    person = data["customer"]
+    customer = identify_customer(
+        phone=person.get("phone"),
+        email=person.get("email"),
+        name=person["name"],
+        region=branch.country,
+    )
+    start: datetime = data["start"].astimezone(UTC)
+    appointment = booking.book(
+        branch,
+        svc,
+        start,
+        now=utcnow(),
+        customer=customer,
+        name=person["name"],
+        locale=data.get("locale") or presenters.language(),
+    )
+    db.session.commit()
+    return presenters.appointment(appointment)

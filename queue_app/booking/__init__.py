@@ -1,0 +1,1 @@
+"""Appointment booking: slots, holds, bookings and their changes (see models.py)."""
