@@ -5,6 +5,7 @@ from .booking.models import Appointment, AppointmentSlot, AppointmentStatus, Bra
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
 from .customers.models import Customer
 from .devices.models import Device, DeviceKind
+from .notify.models import OutboxMessage
 from .tickets.models import (
     JourneyEvent,
     Priority,
@@ -29,6 +30,7 @@ __all__ = [
     "Device",
     "DeviceKind",
     "JourneyEvent",
+    "OutboxMessage",
     "Priority",
     "PriorityPolicy",
     "Role",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..branches.models import Branch, Service, str_enum
@@ -83,10 +83,15 @@ class Appointment(db.Model):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # how often the slot was changed through the customer's link (reschedule)
     changes: Mapped[int] = mapped_column(Integer, default=0)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # the reminders already written to the outbox, by name ("24h", "2h" ...)
+    reminders_sent: Mapped[list] = mapped_column(JSON, default=list)
 
     branch: Mapped[Branch] = relationship()
     service: Mapped[Service] = relationship()
     customer: Mapped[Customer | None] = relationship()  # noqa: F821
+    ticket: Mapped[Ticket | None] = relationship()  # noqa: F821
 
     def __repr__(self):
         return f"<Appointment {self.code} {self.status.value} {self.start.isoformat()}>"

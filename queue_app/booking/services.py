@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..branches.models import Branch, Counter, CounterService, Service
 from ..core.errors import Conflict, InvalidInput, NotFound
-from ..core.events import publish
+from ..core.events import in_transaction, publish
 from ..extensions import db
 from .models import Appointment, AppointmentSlot, AppointmentStatus, BranchClosure
 
@@ -290,7 +290,9 @@ def by_code(code: str) -> Appointment:
 
 
 def _published(appointment: Appointment, kind: str) -> None:
-    # after the commit: the confirmation mail, the reminders, the dashboards
+    # in the unit of work: the outbox (the confirmation to the customer) is written with it
+    in_transaction(f"appointment.{kind}", appointment=appointment)
+    # after the commit: dashboards and anything else that only reads
     publish(
         db.session,
         f"appointment.{kind}",

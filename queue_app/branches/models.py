@@ -36,6 +36,11 @@ def str_enum(cls, name):
     )
 
 
+class LateArrival(enum.StrEnum):
+    WALK_IN = "walk_in"  # checked in after the window: queued as a walk-in
+    REFUSE = "refuse"  # checked in after the window: refused, the appointment stays a no-show
+
+
 class PriorityPolicy(enum.StrEnum):
     STRICT = "strict"  # a higher priority class always goes first
     INTERLEAVE = "interleave"  # N priority calls, then M normal calls, per counter
@@ -76,6 +81,15 @@ class Branch(db.Model):
     appointment_early_s: Mapped[int] = mapped_column(Integer, default=300)
     appointment_grace_s: Mapped[int] = mapped_column(Integer, default=900)
     transfer_keeps_place: Mapped[bool] = mapped_column(Boolean, default=True)
+    # appointments: check-in is open from this long before the slot until this long after it;
+    # a later arrival becomes a walk-in ("walk_in") or is turned away ("refuse")
+    check_in_early_s: Mapped[int] = mapped_column(Integer, default=1800, server_default="1800")
+    check_in_late_s: Mapped[int] = mapped_column(Integer, default=900, server_default="900")
+    late_arrival: Mapped[LateArrival] = mapped_column(
+        str_enum(LateArrival, "late_arrival"),
+        default=LateArrival.WALK_IN,
+        server_default=LateArrival.WALK_IN.value,
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # every change in the branch takes the next number; clients use it to detect missed events
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)

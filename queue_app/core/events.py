@@ -4,6 +4,11 @@ Services call `publish(name, **payload)` while they work. The payloads wait in t
 and are sent through blinker signals once the transaction has committed; a rollback drops
 them. Receivers (realtime pushes, notifications, escalation rules) therefore never act on
 data that does not exist.
+
+`in_transaction(name, **payload)` is the other kind: its receivers run at once, inside the
+unit of work, and write to the same session (the outbox of `notify/`: a message is stored in
+the transaction of the change it is about, and delivered after the commit). A receiver that
+fails there fails the unit of work.
 """
 
 import logging
@@ -19,6 +24,16 @@ _KEY = "queue_app.pending_events"
 
 def signal(name: str):
     return signals.signal(name)
+
+
+def in_transaction(name: str, **payload) -> None:
+    """Tell the receivers of `name` now, inside the unit of work (see the module's docstring)."""
+    signals.signal(f"{name}:tx").send(None, **payload)
+
+
+def in_transaction_signal(name: str):
+    """The signal `in_transaction(name, ...)` sends: connect its receivers to it."""
+    return signals.signal(f"{name}:tx")
 
 
 def publish(session: Session, name: str, **payload) -> None:

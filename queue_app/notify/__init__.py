@@ -1,0 +1,1 @@
+"""Messages to customers through an outbox: e-mail (SMTP), SMS and WhatsApp (HTTP gateway)."""
