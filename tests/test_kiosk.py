@@ -480,15 +480,15 @@ def test_the_ticket_screen_shows_only_this_kiosks_recent_tickets(
 # --- booking check-in hook ---------------------------------------------------------------
 
 
-def test_booking_check_in_says_it_is_not_available_yet(client, kiosk):
+def test_booking_check_in_refuses_what_is_no_booking(client, kiosk):
+    """The kiosk's booking screen: a code that names no booking, something that is not a
+    code, and a form without its token (check-ins themselves: tests/test_checkin.py)."""
     text = page(client.get("/kiosk/en/booking"))
     assert 'name="code"' in text
     csrf = hidden(text, "csrf_token")
     response = client.post("/kiosk/en/booking", data={"csrf_token": csrf, "code": "BK-7Q2X"})
-    assert response.status_code == 200
-    shown = visible(page(response))
-    assert "Booking check-in is not available yet." in shown
-    assert 'data-status="unavailable"' in page(response)
+    assert response.status_code == 404
+    assert "We cannot find a booking with this code at this branch." in visible(page(response))
     assert tickets_count() == 0
     response = client.post("/kiosk/id/booking", data={"csrf_token": csrf, "code": "??"})
     assert response.status_code == 422

@@ -1,19 +1,26 @@
-"""Appointments: a service's free slots of a day, and booking one."""
+"""Appointments: a service's free slots of a day, booking one, looking it up by its code and
+checking it in (`booking/checkin.py`)."""
 
 from datetime import UTC, date, datetime
 
-from flask import abort
+from flask import abort, current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..booking import checkin
 from ..booking import services as booking
 from ..core.types import utcnow
 from ..customers.services import identify_customer
-from ..extensions import db
+from ..extensions import db, limiter
 from . import presenters
 from .auth import OPTIONAL_SECURITY, documents_errors
 from .lookups import branch_or_404, service_in_body, service_of
 from .parsing import Blueprint
-from .schemas import EARLIEST, LATEST, Text
+from .schemas import EARLIEST, LATEST, Text, TicketSchema
+
+
+def _code_limit() -> str:
+    return current_app.config["BOOKING_CODE_RATE_LIMIT"]
+
 
 blp = Blueprint("appointments", __name__, description="Appointments: free slots and bookings")
 
@@ -72,6 +79,19 @@ class AppointmentSchema(Schema):
     start = fields.String()
     end = fields.String()
     name = fields.String(allow_none=True)
+    checked_in_at = fields.String(
+        allow_none=True, metadata={"description": "ISO 8601 with the branch's UTC offset"}
+    )
+
+
+class CheckInSchema(TicketSchema):
+    late = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "checked in after the window (`check_in_late_s` past the start): "
+            "a plain walk-in ticket without appointment time"
+        },
+    )
 
 
 @blp.get("/branches/<code>/services/<service>/slots")
@@ -126,7 +146,42 @@ def book_appointment(data, code):
         now=utcnow(),
         customer=customer,
         name=person["name"],
+        email=person.get("email"),
         locale=data.get("locale") or presenters.language(),
     )
     db.session.commit()
     return presenters.appointment(appointment)
+
+
+@blp.get("/appointments/<booking_code>")
+@limiter.limit(_code_limit)
+@blp.response(200, AppointmentSchema)
+@documents_errors(blp, 404)
+def get_appointment(booking_code):
+    """The appointment with this booking code (the code is the customer's secret: no token).
+
+    The code may be written loosely (`ab3-k7q`, with spaces); 404 `unknown_booking` if none.
+    """
+    return presenters.appointment(checkin.find(booking_code))
+
+
+@blp.post("/branches/<code>/appointments/<booking_code>/check-in")
+@limiter.limit(_code_limit)
+@blp.response(201, CheckInSchema)
+@documents_errors(blp, 404, 409, 422)
+@blp.doc(security=OPTIONAL_SECURITY)
+def check_in(code, booking_code):
+    """Check in a booked appointment on arrival at the branch: its ticket (with the token).
+
+    From `check_in_early_s` before the start to `check_in_late_s` after it (the branch's
+    settings) the ticket has source `appointment` and is called first around the appointment's
+    time. Later that day a branch with `late_arrival: walk_in` gives a plain walk-in ticket
+    (`late: true`); one with `refuse` answers 422 `too_late`. Earlier: 422 `too_early` (the
+    message says from when). Checking in again answers the same ticket. 404
+    `unknown_booking` (no such code at this branch), 409 `booking_not_active` (cancelled,
+    lapsed, or for an earlier day).
+    """
+    branch = branch_or_404(code)
+    done = checkin.check_in(branch, booking_code, now=utcnow())
+    db.session.commit()
+    return {**presenters.ticket(done.ticket, with_token=True), "late": done.late}

@@ -152,4 +152,5 @@ def appointment(a) -> dict:
         "start": _local_iso(a.branch, a.start),
         "end": _local_iso(a.branch, a.end),
         "name": a.name,
+        "checked_in_at": _local_iso(a.branch, a.checked_in_at) if a.checked_in_at else None,
     }

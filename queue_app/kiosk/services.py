@@ -8,7 +8,9 @@ Every change goes through `tickets.services`; this module adds what is particula
   first ticket instead of a second one, also when both requests arrive at the same time (the
   session cookie could not do that: both requests carry the same cookie).
 - **Open hours.** A kiosk issues only while its branch is open.
-- **Booking check-in** (`check_in_booking`): the hook the appointment feature fills in later.
+- **Booking check-in** (`check_in_booking`): a booking code typed or scanned (also a link that
+  carries it) checked in through `booking.checkin`, which answers a second check-in with the
+  first ticket.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import func, select
 
+from ..booking import checkin
+from ..booking.models import Appointment
 from ..branches.models import Branch, Service
 from ..core.errors import Conflict, InvalidInput, NotFound
 from ..customers.services import identify_customer
@@ -161,18 +165,25 @@ def recent_ticket(device: Device, ticket_id: int, *, now: datetime, ttl: timedel
     return None
 
 
-# --- booking check-in (the appointment feature comes later) -------------------------------
+# --- booking check-in ------------------------------------------------------------------
 
 
 class BookingStatus(enum.StrEnum):
-    UNAVAILABLE = "unavailable"  # this installation has no appointment booking yet
+    CHECKED_IN = "checked_in"  # within its window: an appointment ticket, called around its time
+    LATE = "late"  # after its window at a walk-in branch: a plain ticket, queued as a walk-in
 
 
 @dataclass
 class BookingCheckIn:
     status: BookingStatus
     code: str
-    ticket: Ticket | None = None
+    ticket: Ticket
+    appointment: Appointment
+    repeated: bool = False  # checked in before (a double tap): the first ticket again
+
+    @property
+    def late(self) -> bool:
+        return self.status == BookingStatus.LATE
 
 
 def booking_code_from_scan(text: str | None) -> str:
@@ -190,10 +201,15 @@ def booking_code_from_scan(text: str | None) -> str:
 
 
 def check_in_booking(branch: Branch, text: str | None, *, now: datetime) -> BookingCheckIn:
-    """Check in the appointment behind a booking code or its QR code.
-
-    The hook of the appointment feature: today there are no appointments, so every valid code
-    is answered with "not available yet", never with a made-up ticket.
-    """
+    """Check in the appointment behind a booking code or its QR code (`booking.checkin`):
+    its ticket, or the domain error that says why not (`unknown_booking`, `too_early`,
+    `too_late`, `booking_not_active`)."""
     code = booking_code_from_scan(text)
-    return BookingCheckIn(status=BookingStatus.UNAVAILABLE, code=code)
+    done = checkin.check_in(branch, code, now=now)
+    return BookingCheckIn(
+        status=BookingStatus.LATE if done.late else BookingStatus.CHECKED_IN,
+        code=done.appointment.code,
+        ticket=done.ticket,
+        appointment=done.appointment,
+        repeated=done.repeated,
+    )

@@ -53,6 +53,17 @@ MESSAGES = {
     ),
     "form_expired": _l("This screen has expired. Please start again."),
     "invalid_booking_code": _l("That is not a booking code. Please check it and try again."),
+    "unknown_booking": _l(
+        "We cannot find a booking with this code at this branch. Please check the code."
+    ),
+    "booking_not_active": _l(
+        "This booking cannot be checked in: it was cancelled or its time has passed."
+    ),
+    # %(time)s: when check-in opens, in the branch's time ("09:30", or a day and time)
+    "too_early": _l("It is too early to check in. You can check in from %(time)s."),
+    "too_late": _l(
+        "The time to check in for this booking has passed. Please take a ticket instead."
+    ),
     "unknown_language": _l("This page does not exist."),
 }
 FALLBACK_MESSAGE = _l("Something went wrong. Please start again or ask our staff for help.")
@@ -263,34 +274,38 @@ def ticket(lang, ticket_id):
     shown = services.recent_ticket(g.device, ticket_id, now=now, ttl=ttl)
     if shown is None:  # an old ticket (or another kiosk's): its QR code is not for everyone
         return redirect(url_for("kiosk.start"), 303)
+    return _page(lang, "kiosk/ticket.html", **_ticket_context(lang, shown))
+
+
+def _ticket_context(lang: str, shown) -> dict:
+    """What `kiosk/ticket.html` shows of a ticket (also the booking check-in's answer)."""
     position, wait_s = queries.standing(shown)
     branch = g.device.branch
     url = ticket_tracking_url(shown.token)
     with force_locale(lang):
         from flask_babel import gettext
 
-        context = {
+        return {
+            "ticket": shown,
+            "tracking_url": url,
+            "ahead": None if position is None else position - 1,
+            "wait_min": None if wait_s is None else max(1, math.ceil(wait_s / 60)),
             "issued_at": format_datetime(
                 branch.local(shown.issued_at), "medium", locale=get_locale()
             ),
             "service_name": shown.service.display_name(lang),
             "qr": qr_svg(url, label=gettext("QR code to follow your ticket on your phone")),
         }
-    return _page(
-        lang,
-        "kiosk/ticket.html",
-        ticket=shown,
-        tracking_url=url,
-        ahead=None if position is None else position - 1,
-        wait_min=None if wait_s is None else max(1, math.ceil(wait_s / 60)),
-        **context,
-    )
 
 
 @bp.route("/<lang>/booking", methods=["GET", "POST"])
 @device_required(KIOSK)
 def booking(lang):
-    """Check in an appointment by its booking code or QR code (the hook for appointments)."""
+    """Check in an appointment by its booking code or QR code, and show its ticket.
+
+    The answer to the POST is the ticket screen itself (a repeated POST, a reload, answers the
+    same ticket: a booking is checked in once); a refusal shows the form again with why.
+    """
     if not _checked_lang(lang):
         return _message(_default_lang(), "unknown_language", 404)
     if request.method == "GET":
@@ -301,12 +316,41 @@ def booking(lang):
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        with force_locale(lang):
-            error = str(MESSAGES.get(exc.code, FALLBACK_MESSAGE))
         return _page(
-            lang, "kiosk/booking.html", exc.status, result=None, error=error, value=text[:40]
+            lang,
+            "kiosk/booking.html",
+            exc.status,
+            result=None,
+            error=_booking_error(lang, exc),
+            error_code=exc.code,
+            value=text[:40],
         )
-    return _page(lang, "kiosk/booking.html", result=result, error=None, value="")
+    branch = g.device.branch
+    with force_locale(lang):
+        due_at = format_time(branch.local(result.appointment.start), "short", locale=get_locale())
+    return _page(
+        lang,
+        "kiosk/booking.html",
+        result=result,
+        due_at=due_at,
+        **_ticket_context(lang, result.ticket),
+    )
+
+
+def _booking_error(lang: str, exc: DomainError) -> str:
+    """Why a booking was not checked in, in the kiosk's language."""
+    with force_locale(lang):
+        message = MESSAGES.get(exc.code, FALLBACK_MESSAGE)
+        if exc.code == "too_early" and getattr(exc, "opens_at", None) is not None:
+            branch = g.device.branch
+            opens = branch.local(exc.opens_at)
+            locale = get_locale()
+            if opens.date() == branch.local(utcnow()).date():
+                when = format_time(opens, "short", locale=locale)
+            else:
+                when = format_datetime(opens, "EEEE d MMMM, HH:mm", locale=locale)
+            return str(message) % {"time": when}
+        return str(message)
 
 
 @bp.errorhandler(CSRFError)

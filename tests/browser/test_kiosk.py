@@ -51,7 +51,6 @@ TEXT = {
         "minutes": re.compile(r"sekitar \d+ menit"),
         "print": "Cetak nomor antrean",
         "booking": "Saya punya janji temu",
-        "booking_answer": "Lapor kedatangan untuk janji temu belum tersedia.",
         "closed": "Cabang sedang tutup",
         "bad_phone": "Nomor telepon itu tidak valid",
     },
@@ -70,7 +69,6 @@ TEXT = {
         "minutes": re.compile(r"about \d+ minutes?"),
         "print": "Print ticket",
         "booking": "I have a booking",
-        "booking_answer": "Booking check-in is not available yet.",
         "closed": "The branch is closed",
         "bad_phone": "That is not a valid phone number",
     },
@@ -355,29 +353,6 @@ def test_without_javascript_a_ticket_is_still_issued(
     expect(page.get_by_test_id("print")).to_be_hidden()  # printing needs JavaScript
     expect(page.locator(".ticket-qr svg")).to_be_visible()
     shoot(page, screenshot_dir, orientation, "en", "nojs-ticket")
-    assert tab.problems == []
-
-
-@pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("orientation", ORIENTATIONS)
-def test_booking_check_in_answers_honestly(open_tab, scene, screenshot_dir, orientation, lang):
-    text = TEXT[lang]
-    tab = open_kiosk(open_tab, scene, ORIENTATIONS[orientation])
-    page = tab.page
-    page.get_by_test_id(f"lang-{lang}").click()
-    page.get_by_role("link", name=text["booking"]).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(text["booking"])
-    keypad = page.locator(".keypad")
-    for key in "BK7Q2X":
-        keypad.locator(f'[data-key="{key}"]').click()
-    assert_fits(page)
-    assert_large_targets(page)
-    assert_only(page, lang)
-    shoot(page, screenshot_dir, orientation, lang, "7-booking")
-    page.get_by_test_id("check-in").click()
-    expect(page.get_by_test_id("booking-result")).to_contain_text(text["booking_answer"])
-    assert_fits(page)
-    shoot(page, screenshot_dir, orientation, lang, "8-booking-answer")
     assert tab.problems == []
 
 
