@@ -58,6 +58,9 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     for blueprint in (web_bp, admin_bp, devices_bp, kiosk_bp, counter_bp, display_bp):
         app.register_blueprint(blueprint)
     init_realtime(app)
+    from .notify.receivers import init_notify
+
+    init_notify(app)  # the outbox hears about bookings (and writes their confirmations)
 
     from .cli import register_cli
 

@@ -71,12 +71,41 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
     PAIRING_RATE_LIMIT = _env("PAIRING_RATE_LIMIT", "30 per minute")
+    # looking up or checking in a booking by its code, per client address (codes are guessable
+    # in bulk otherwise: 32^6)
+    BOOKING_CODE_RATE_LIMIT = _env("BOOKING_CODE_RATE_LIMIT", "20 per minute")
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     # the kiosk goes back to its start screen by itself: after a ticket, and when left idle
     KIOSK_TICKET_RETURN_S = int(_env("KIOSK_TICKET_RETURN_S", "15"))
     KIOSK_IDLE_RETURN_S = int(_env("KIOSK_IDLE_RETURN_S", "45"))
     # the untouched start screen reloads itself this often (opening hours, closed services)
     KIOSK_START_REFRESH_S = int(_env("KIOSK_START_REFRESH_S", "300"))
+
+    # --- messages to customers (queue_app/notify/) ---
+    # e-mail over SMTP; the embedded default hands mail to a relay on the same machine
+    MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = int(_env("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)  # STARTTLS on a plain connection
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)  # SMTPS (usually port 465)
+    MAIL_USERNAME = _env("MAIL_USERNAME")
+    MAIL_PASSWORD = _env("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "queue_app <no-reply@localhost>")
+    MAIL_TIMEOUT_S = float(_env("MAIL_TIMEOUT_S", "10"))
+    # SMS and WhatsApp through an HTTP gateway: POST {"to", "text", "channel"} as JSON with
+    # `Authorization: Bearer GATEWAY_TOKEN`. Unset URL: the channel is not configured.
+    SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
+    WHATSAPP_GATEWAY_URL = _env("WHATSAPP_GATEWAY_URL")
+    GATEWAY_TOKEN = _env("GATEWAY_TOKEN")
+    GATEWAY_TIMEOUT_S = float(_env("GATEWAY_TIMEOUT_S", "10"))
+    # the outbox: attempts per channel, waits of BASE * FACTOR^(n-1) seconds between them
+    # (1, 5, 25 minutes), how long a claimed message is left to its sender, messages per run
+    OUTBOX_MAX_ATTEMPTS = int(_env("OUTBOX_MAX_ATTEMPTS", "4"))
+    OUTBOX_RETRY_BASE_S = float(_env("OUTBOX_RETRY_BASE_S", "60"))
+    OUTBOX_RETRY_FACTOR = float(_env("OUTBOX_RETRY_FACTOR", "5"))
+    OUTBOX_LEASE_S = float(_env("OUTBOX_LEASE_S", "300"))
+    OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
+    # reminders before an appointment: offsets like 1d, 24h, 2h, 30m
+    APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
 
 
 class EmbeddedConfig(Config):
@@ -109,9 +138,25 @@ class TestingConfig(Config):
     # Many tests sign in from one address: the sign-in limit is tested with its own value.
     LOGIN_RATE_LIMIT = "1000 per minute"
     PAIRING_RATE_LIMIT = "1000 per minute"
+    BOOKING_CODE_RATE_LIMIT = "1000 per minute"
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         _env("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3"))
     )
+    # nothing leaves the test process unless a test points it at its own server: port 9 is
+    # "discard" (nothing listens here), the gateways are not configured
+    MAIL_SERVER = "127.0.0.1"
+    MAIL_PORT = 9
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    MAIL_DEFAULT_SENDER = "queue_app tests <no-reply@queue-app.test>"
+    MAIL_TIMEOUT_S = 5.0
+    SMS_GATEWAY_URL = None
+    WHATSAPP_GATEWAY_URL = None
+    GATEWAY_TOKEN = None
+    GATEWAY_TIMEOUT_S = 5.0
+    APPOINTMENT_REMINDERS = "24h,2h"
 
 
 PROFILES = {

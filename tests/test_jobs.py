@@ -86,7 +86,10 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
     scheduler = jobs_scheduler.configure(BackgroundScheduler(timezone="UTC"), app)
     assert sorted(j.id for j in scheduler.get_jobs()) == [
         "close_past_business_days",
+        "deliver_outbox",
         "expire_appointment_holds",
+        "mark_appointment_no_shows",
+        "send_reminders",
     ]
     scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start()

@@ -45,6 +45,7 @@ def upgrade():
         batch_op.create_index('ix_outbox_messages_due', ['status', 'next_attempt_at'], unique=False)
 
     with op.batch_alter_table('appointments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('email', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('checked_in_at', queue_app.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('ticket_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('reminders_sent', sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
@@ -70,6 +71,7 @@ def downgrade():
         batch_op.drop_column('reminders_sent')
         batch_op.drop_column('ticket_id')
         batch_op.drop_column('checked_in_at')
+        batch_op.drop_column('email')
 
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_messages_due')

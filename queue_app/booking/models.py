@@ -76,6 +76,7 @@ class Appointment(db.Model):
     )
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     name: Mapped[str | None] = mapped_column(String(120))  # as given for this booking
+    email: Mapped[str | None] = mapped_column(String(255))  # where its messages go, if given
     locale: Mapped[str | None] = mapped_column(String(8))
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

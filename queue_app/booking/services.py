@@ -170,7 +170,7 @@ def _new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def _take_place(branch, service, start, *, now, status, hold_s, customer, name, locale):
+def _take_place(branch, service, start, *, now, status, hold_s, customer, name, locale, email=None):
     _check_slot(branch, service, start, now)
     _lock_slot(service, start)
     taken = db.session.scalar(
@@ -192,6 +192,7 @@ def _take_place(branch, service, start, *, now, status, hold_s, customer, name, 
             status=status,
             customer=customer,
             name=name,
+            email=email,
             locale=locale,
             created_at=now,
             hold_expires_at=now + timedelta(seconds=hold_s)
@@ -223,7 +224,9 @@ def hold(branch, service, start, *, now, hold_s=DEFAULT_HOLD_S, locale=None) -> 
     )
 
 
-def book(branch, service, start, *, now, customer, name=None, locale=None) -> Appointment:
+def book(
+    branch, service, start, *, now, customer, name=None, email=None, locale=None
+) -> Appointment:
     """Book a place in the slot at once (the API; a held place is confirmed by `confirm`)."""
     appointment = _take_place(
         branch,
@@ -235,13 +238,14 @@ def book(branch, service, start, *, now, customer, name=None, locale=None) -> Ap
         customer=customer,
         name=name,
         locale=locale,
+        email=email.strip().lower() if email else None,
     )
     db.session.flush()
     _published(appointment, "booked")
     return appointment
 
 
-def confirm(appointment: Appointment, *, now, customer, name=None) -> Appointment:
+def confirm(appointment: Appointment, *, now, customer, name=None, email=None) -> Appointment:
     """Turn a held place into a booking, if the hold has not lapsed."""
     if appointment.status != AppointmentStatus.HELD:
         raise Conflict("this appointment is not waiting for confirmation", "not_held")
@@ -250,6 +254,7 @@ def confirm(appointment: Appointment, *, now, customer, name=None) -> Appointmen
     appointment.status = AppointmentStatus.BOOKED
     appointment.customer = customer
     appointment.name = name
+    appointment.email = email.strip().lower() if email else None
     appointment.booked_at = now
     appointment.hold_expires_at = None
     db.session.flush()

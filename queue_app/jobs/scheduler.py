@@ -6,13 +6,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from ..booking import checkin
 from ..core.types import utcnow
+from ..notify import jobs as notify_jobs
 from . import tasks
 
 JOBS = [
     # id, function, trigger
     ("close_past_business_days", tasks.close_past_business_days, IntervalTrigger(minutes=10)),
     ("expire_appointment_holds", tasks.expire_appointment_holds, IntervalTrigger(minutes=1)),
+    ("mark_appointment_no_shows", checkin.expire_no_shows_job, IntervalTrigger(minutes=5)),
+    ("deliver_outbox", notify_jobs.deliver_outbox, IntervalTrigger(seconds=30)),
+    ("send_reminders", notify_jobs.send_reminders, IntervalTrigger(minutes=5)),
 ]
 
 
