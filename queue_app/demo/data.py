@@ -38,6 +38,8 @@ BRANCHES = [
         "country": "ID",
         "city": "Jakarta Pusat",
         "address": "Jl. Jend. Sudirman Kav. 1, Jakarta 10220",
+        "latitude": -6.2088,
+        "longitude": 106.8200,
         "services": ID_SERVICES,
         "policy": "strict",
         # counter name, services in priority order
@@ -62,6 +64,57 @@ BRANCHES = [
         ],
     },
     {
+        "code": "JKT02",
+        "name": "KCP Jakarta Thamrin",
+        "timezone": "Asia/Jakarta",
+        "locale": "id",
+        "country": "ID",
+        "city": "Jakarta Pusat",
+        "address": "Jl. M.H. Thamrin No. 28, Jakarta 10350",
+        "latitude": -6.1890,
+        "longitude": 106.8227,
+        "services": ID_SERVICES[:4],
+        "policy": "strict",
+        "counters": [
+            ("Teller 1", ["teller"]),
+            ("Teller 2", ["teller", "cards"]),
+            ("CS 1", ["cs", "cards"]),
+            ("CS 2", ["cs", "loans"]),
+            ("Kredit", ["loans", "cs"]),
+        ],
+        "manager": ("rizal.pratama", "Rizal Pratama"),
+        "staff": [
+            ("dian.permata", "Dian Permata", ["teller", "cards"]),
+            ("lestari.ningsih", "Lestari Ningsih", ["teller"]),
+            ("eko.prasetyo", "Eko Prasetyo", ["cs", "loans", "cards"]),
+        ],
+    },
+    {
+        "code": "JKT03",
+        "name": "KCP Jakarta Kuningan",
+        "timezone": "Asia/Jakarta",
+        "locale": "id",
+        "country": "ID",
+        "city": "Jakarta Selatan",
+        "address": "Jl. H.R. Rasuna Said Kav. C-5, Jakarta 12920",
+        "latitude": -6.2227,
+        "longitude": 106.8308,
+        "services": ID_SERVICES[:4],
+        "policy": "interleave",
+        "counters": [
+            ("Teller 1", ["teller"]),
+            ("Teller 2", ["teller", "cards"]),
+            ("CS 1", ["cs", "cards"]),
+            ("CS 2", ["cs", "loans"]),
+            ("Kredit", ["loans", "cs"]),
+        ],
+        "manager": ("indra.kusuma", "Indra Kusuma"),
+        "staff": [
+            ("maya.anggraini", "Maya Anggraini", ["teller", "cards"]),
+            ("bayu.saputra", "Bayu Saputra", ["cs", "loans", "cards"]),
+        ],
+    },
+    {
         "code": "SBY01",
         "name": "KC Surabaya Tunjungan",
         "timezone": "Asia/Jakarta",
@@ -69,6 +122,8 @@ BRANCHES = [
         "country": "ID",
         "city": "Surabaya",
         "address": "Jl. Tunjungan No. 45, Surabaya 60275",
+        "latitude": -7.2605,
+        "longitude": 112.7395,
         "services": ID_SERVICES[:5],
         "policy": "interleave",
         "counters": [
@@ -95,6 +150,8 @@ BRANCHES = [
         "country": "ID",
         "city": "Makassar",
         "address": "Jl. Jend. Ahmad Yani No. 12, Makassar 90174",
+        "latitude": -5.1343,
+        "longitude": 119.4125,
         "services": ID_SERVICES[:4],
         "policy": "aging",
         "counters": [
@@ -119,6 +176,8 @@ BRANCHES = [
         "country": "PH",
         "city": "Makati City",
         "address": "6750 Ayala Avenue, Makati City 1226",
+        "latitude": 14.5565,
+        "longitude": 121.0233,
         "services": PH_SERVICES,
         "policy": "strict",
         "counters": [
@@ -167,6 +226,24 @@ OPENING_QUEUE = [
     ("cs", "normal", 3),
     ("priority", "vip", 4),
 ]
+
+# Four weeks of finished visits before the day of the first seed, so the busy-hours chart has
+# history: arrivals per hour of each service at a normal hour, shaped by the hour of the day
+# (a morning and a lunch peak), the day of the week and how busy the branch is.
+HISTORY_DAYS = 28
+HISTORY_BRANCHES = ("JKT01", "JKT02", "JKT03")  # the three close enough to compare
+HISTORY_ARRIVALS_PER_HOUR = {
+    "teller": 8,
+    "cs": 3,
+    "loans": 1.5,
+    "cards": 2,
+    "priority": 1.5,
+    "forex": 1,
+    "remit": 3,
+}
+HISTORY_HOUR_LOAD = {8: 0.8, 9: 1.5, 10: 1.25, 11: 1.0, 12: 1.45, 13: 1.05, 14: 0.55}
+HISTORY_WEEKDAY_LOAD = {0: 1.25, 1: 1.0, 2: 0.95, 3: 1.0, 4: 1.15, 5: 1.3, 6: 0}
+HISTORY_BRANCH_LOAD = {"JKT01": 1.0, "JKT02": 0.6, "JKT03": 0.75}
 
 DEMO_PASSWORD = "demo-pass"
 

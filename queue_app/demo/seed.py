@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+import secrets
+from datetime import datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from ..accounts.models import Role, User
 from ..accounts.services import create_user
@@ -14,8 +16,9 @@ from ..customers.models import Customer
 from ..devices.models import Device, DeviceKind
 from ..devices.services import digest
 from ..extensions import db
-from ..tickets.models import Priority, Source, Ticket
-from ..tickets.services import issue_ticket
+from ..insights.services import roll_up_branch
+from ..tickets.models import Priority, Source, Ticket, TicketStatus, Visit
+from ..tickets.services import TOKEN_BYTES, format_number, issue_ticket
 from . import data
 
 
@@ -54,6 +57,9 @@ def seed(now) -> list[tuple[str, str, str, str]]:
         _devices(admin, now)
     db.session.flush()
     if first_time:
+        # on by default; the test profile leaves it out (thousands of rows every seed)
+        if current_app.config.get("DEMO_HISTORY", not current_app.testing):
+            _history(now)
         _opening_queue(now, customers)
     return created
 
@@ -61,6 +67,8 @@ def seed(now) -> list[tuple[str, str, str, str]]:
 def _branch(spec, now) -> Branch:
     branch = db.session.scalar(select(Branch).where(Branch.code == spec["code"]))
     if branch is not None:
+        if branch.latitude is None and branch.longitude is None:  # seeded before 0006
+            branch.latitude, branch.longitude = spec["latitude"], spec["longitude"]
         return branch
     branch = Branch(
         code=spec["code"],
@@ -70,6 +78,8 @@ def _branch(spec, now) -> Branch:
         country=spec["country"],
         city=spec["city"],
         address=spec["address"],
+        latitude=spec["latitude"],
+        longitude=spec["longitude"],
         opening_hours=data.hours(),
         priority_policy=PriorityPolicy(spec["policy"]),
         interleave_priority=1,
@@ -189,3 +199,90 @@ def _opening_queue(now, customers) -> list[Ticket]:
             )
         )
     return tickets
+
+
+def _history(now) -> int:
+    """Finished visits of the `data.HISTORY_DAYS` days before today at the branches of
+    `data.HISTORY_BRANCHES` (deterministic but for the visit tokens), inserted in bulk, then
+    rolled up for the busy-hours chart. The tickets issued; only on the first seed."""
+    issued = 0
+    for code in data.HISTORY_BRANCHES:
+        branch = db.session.scalar(select(Branch).where(Branch.code == code))
+        issued += _branch_history(branch, now)
+        roll_up_branch(branch, now=now, lookback_days=data.HISTORY_DAYS)
+    return issued
+
+
+def _branch_history(branch: Branch, now) -> int:
+    rng = random.Random(f"demo-history-{branch.code}")
+    today = branch.business_day(now)
+    branch_load = data.HISTORY_BRANCH_LOAD.get(branch.code, 0.8)
+    serving = {}
+    for counter in branch.counters:
+        for service in counter.services:
+            serving.setdefault(service.id, counter.id)
+    visits, tickets = [], []
+    for back in range(data.HISTORY_DAYS, 0, -1):
+        day = today - timedelta(days=back)
+        spans = branch.hours_on(day)
+        day_load = data.HISTORY_WEEKDAY_LOAD[day.weekday()] * branch_load
+        for service in branch.services:
+            rate = data.HISTORY_ARRIVALS_PER_HOUR.get(service.code, 1)
+            arrivals = []
+            for opens, closes in spans:
+                for hour in range(opens.hour, closes.hour):
+                    load = data.HISTORY_HOUR_LOAD.get(hour, 0.7) * day_load
+                    count = max(0, round(rate * load + rng.uniform(-1, 1)))
+                    start = datetime.combine(day, time(hour), tzinfo=branch.tz)
+                    for _ in range(count):
+                        arrived = start + timedelta(seconds=rng.randrange(3600))
+                        # waits grow with the square of the load: under half the target at
+                        # a quiet hour, about twice the target at the busiest peak
+                        wait = service.target_wait_s * (0.2 + 0.55 * load * load)
+                        arrivals.append((arrived, round(wait * rng.uniform(0.7, 1.3))))
+            arrivals.sort()
+            for sequence, (arrived, wait) in enumerate(arrivals, start=1):
+                arrived = arrived.astimezone(now.tzinfo)
+                called = arrived + timedelta(seconds=wait)
+                started = called + timedelta(seconds=rng.randrange(20, 90))
+                finished = started + timedelta(
+                    seconds=round(service.expected_duration_s * rng.uniform(0.6, 1.4))
+                )
+                visits.append(
+                    {
+                        "branch_id": branch.id,
+                        "token": secrets.token_urlsafe(TOKEN_BYTES),
+                        "arrived_at": arrived,
+                        "closed_at": finished,
+                    }
+                )
+                tickets.append(
+                    {
+                        "step": 1,
+                        "branch_id": branch.id,
+                        "service_id": service.id,
+                        "business_day": day,
+                        "sequence": sequence,
+                        "number": format_number(service.prefix, sequence),
+                        "priority": Priority.NORMAL,
+                        "source": Source.KIOSK,
+                        "status": TicketStatus.FINISHED,
+                        "issued_at": arrived,
+                        "queue_since": arrived,
+                        "called_at": called,
+                        "last_called_at": called,
+                        "started_at": started,
+                        "finished_at": finished,
+                        "recall_count": 0,
+                        "counter_id": serving.get(service.id),
+                    }
+                )
+    if not visits:
+        return 0
+    ids = db.session.scalars(
+        insert(Visit).returning(Visit.id, sort_by_parameter_order=True), visits
+    ).all()
+    for visit_id, ticket in zip(ids, tickets, strict=True):
+        ticket["visit_id"] = visit_id
+    db.session.execute(insert(Ticket), tickets)
+    return len(tickets)

@@ -8,6 +8,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ..booking import checkin
 from ..core.types import utcnow
+from ..insights import jobs as insights_jobs
 from ..notify import jobs as notify_jobs
 from . import tasks
 
@@ -18,6 +19,7 @@ JOBS = [
     ("mark_appointment_no_shows", checkin.expire_no_shows_job, IntervalTrigger(minutes=5)),
     ("deliver_outbox", notify_jobs.deliver_outbox, IntervalTrigger(seconds=30)),
     ("send_reminders", notify_jobs.send_reminders, IntervalTrigger(minutes=5)),
+    ("roll_up_waits", insights_jobs.roll_up_waits, IntervalTrigger(hours=1)),
 ]
 
 
