@@ -106,6 +106,41 @@ class Config:
     OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
     # reminders before an appointment: offsets like 1d, 24h, 2h, 30m
     APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
+    # urgent messages (one-time codes, "it is your turn") right after their commit: "thread"
+    # (a background sender per process), "sync" (in the committing thread, after the commit:
+    # tests), "off" (left to the outbox job)
+    NOTIFY_URGENT = _env("NOTIFY_URGENT", "thread")
+    # "you are next in N": written once when a waiting ticket with a contact reaches place N
+    # (notify/queue_alerts.py); 0 turns it off
+    QUEUE_NEXT_IN_N = int(_env("QUEUE_NEXT_IN_N", "3"))
+
+    # --- the virtual mobile queue (tickets/remote.py, customers/verification.py) ---
+    # per network address (Flask-Limiter): asking for a one-time code, joining with it, and
+    # the "I'm here" / leave actions of a ticket's holder
+    REMOTE_CODE_RATE_LIMIT = _env("REMOTE_CODE_RATE_LIMIT", "5 per minute;20 per hour")
+    REMOTE_JOIN_RATE_LIMIT = _env("REMOTE_JOIN_RATE_LIMIT", "10 per minute")
+    REMOTE_TICKET_RATE_LIMIT = _env("REMOTE_TICKET_RATE_LIMIT", "30 per minute")
+    # per contact (phone number or e-mail address), whatever address asks: codes per window
+    REMOTE_CODES_PER_CONTACT = int(_env("REMOTE_CODES_PER_CONTACT", "3"))
+    REMOTE_CODE_WINDOW_S = int(_env("REMOTE_CODE_WINDOW_S", "900"))
+    # a code is valid this long and dies after this many wrong tries
+    REMOTE_CODE_TTL_S = int(_env("REMOTE_CODE_TTL_S", "600"))
+    REMOTE_CODE_MAX_TRIES = int(_env("REMOTE_CODE_MAX_TRIES", "5"))
+
+    # --- booking pages (booking/web.py, booking/links.py) ---
+    # how long the signed "change or cancel" link of a booking stays valid
+    BOOKING_LINK_MAX_AGE_S = int(_env("BOOKING_LINK_MAX_AGE_S", str(90 * 24 * 3600)))
+    # holding a slot from the phone page, per network address; empty: BOOKING_CODE_RATE_LIMIT
+    BOOKING_HOLD_RATE_LIMIT = _env("BOOKING_HOLD_RATE_LIMIT", "") or None
+
+    # --- busy hours (insights/) ---
+    # weeks of history read for the typical wait of an hour, and the fewest tickets an hour
+    # needs before it shows a figure; nearby branches within this many kilometres
+    BUSY_HOURS_WEEKS = int(_env("BUSY_HOURS_WEEKS", "8"))
+    BUSY_HOURS_MIN_SAMPLES = int(_env("BUSY_HOURS_MIN_SAMPLES", "5"))
+    BUSY_HOURS_NEARBY_KM = float(_env("BUSY_HOURS_NEARBY_KM", "25"))
+    # `flask demo seed` also writes four weeks of past visits, so busy hours show figures
+    DEMO_HISTORY = _env("DEMO_HISTORY", "1") not in ("0", "false", "no", "")
 
 
 class EmbeddedConfig(Config):
@@ -139,6 +174,9 @@ class TestingConfig(Config):
     LOGIN_RATE_LIMIT = "1000 per minute"
     PAIRING_RATE_LIMIT = "1000 per minute"
     BOOKING_CODE_RATE_LIMIT = "1000 per minute"
+    REMOTE_CODE_RATE_LIMIT = "1000 per minute"
+    REMOTE_JOIN_RATE_LIMIT = "1000 per minute"
+    REMOTE_TICKET_RATE_LIMIT = "1000 per minute"
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         _env("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3"))
     )
@@ -157,6 +195,9 @@ class TestingConfig(Config):
     GATEWAY_TOKEN = None
     GATEWAY_TIMEOUT_S = 5.0
     APPOINTMENT_REMINDERS = "24h,2h"
+    NOTIFY_URGENT = "sync"  # sent before the request returns: tests see it at once
+    QUEUE_NEXT_IN_N = 3
+    DEMO_HISTORY = False  # tests seed what they need
 
 
 PROFILES = {

@@ -3,8 +3,9 @@
 from .accounts.models import ApiToken, Role, User, user_branches, user_services
 from .booking.models import Appointment, AppointmentSlot, AppointmentStatus, BranchClosure
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
-from .customers.models import Customer
+from .customers.models import ContactVerification, Customer
 from .devices.models import Device, DeviceKind
+from .insights.models import WaitStat
 from .notify.models import OutboxMessage
 from .tickets.models import (
     JourneyEvent,
@@ -23,6 +24,7 @@ __all__ = [
     "AppointmentStatus",
     "Branch",
     "BranchClosure",
+    "ContactVerification",
     "Counter",
     "CounterService",
     "CounterStatus",
@@ -41,6 +43,7 @@ __all__ = [
     "TicketStatus",
     "User",
     "Visit",
+    "WaitStat",
     "user_branches",
     "user_services",
 ]

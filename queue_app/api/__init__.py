@@ -112,8 +112,10 @@ def init_api(app):
 
     from ..extensions import csrf
     from . import appointments, branches, counters, meta, tickets
+    from . import insights as insights_api
+    from . import remote as remote_api
 
-    for module in (meta, branches, tickets, counters, appointments):
+    for module in (meta, branches, tickets, counters, appointments, insights_api, remote_api):
         # the API authenticates with bearer tokens, never with the session cookie
         csrf.exempt(module.blp)
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)

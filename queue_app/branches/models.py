@@ -10,10 +10,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -58,6 +60,10 @@ class Branch(db.Model):
     __table_args__ = (
         CheckConstraint("interleave_priority >= 1 AND interleave_normal >= 1", name="interleave"),
         CheckConstraint("recall_limit >= 0", name="recall_limit"),
+        CheckConstraint(
+            "remote_move_back_places >= 1 AND remote_move_back_limit >= 0",
+            name="remote_move_back",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -68,6 +74,9 @@ class Branch(db.Model):
     country: Mapped[str] = mapped_column(String(2))
     city: Mapped[str | None] = mapped_column(String(80))
     address: Mapped[str | None] = mapped_column(String(255))
+    # WGS 84 degrees, for the nearby branches with shorter waits (insights)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
     # {"mon": [["08:00", "15:00"]], ..., "sun": []}, in the branch's own time zone
     opening_hours: Mapped[dict] = mapped_column(JSON, default=dict)
     priority_policy: Mapped[PriorityPolicy] = mapped_column(
@@ -90,6 +99,12 @@ class Branch(db.Model):
         default=LateArrival.WALK_IN,
         server_default=LateArrival.WALK_IN.value,
     )
+    # the virtual mobile queue (tickets/remote.py): remote intake on or off; a remote ticket
+    # not confirmed on arrival when its turn comes goes back this many places in its queue,
+    # at most this many times, then expires
+    remote_intake: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    remote_move_back_places: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    remote_move_back_limit: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # every change in the branch takes the next number; clients use it to detect missed events
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)

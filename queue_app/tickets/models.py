@@ -6,6 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -155,6 +157,12 @@ class Ticket(db.Model):
     outcome_code: Mapped[str | None] = mapped_column(String(40))
     notes: Mapped[str | None] = mapped_column(Text)  # staff notes on this step
     handover_note: Mapped[str | None] = mapped_column(Text)  # for the next member of staff
+    # the virtual mobile queue (tickets/remote.py): a remote ticket is called only once its
+    # customer confirmed arrival ("I'm here"); every other ticket is confirmed at issue. Until
+    # then, each time its turn comes it goes back a few places (counted here), then expires.
+    arrival_confirmed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    arrival_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_back_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     visit: Mapped[Visit] = relationship(back_populates="tickets", foreign_keys=[visit_id])
     branch: Mapped[Branch] = relationship()

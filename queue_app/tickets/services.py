@@ -9,16 +9,16 @@ the actor's right to act, changes the ticket and appends to the journey log.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..accounts.models import Role, User
 from ..branches.models import Branch, Counter, CounterStatus, PriorityPolicy, Service
 from ..core.db import is_postgres
-from ..core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from ..core.errors import Conflict, IllegalTransition, InvalidInput, NotAllowed, NotFound
 from ..customers.models import Customer
 from ..extensions import db
 from ..routing import policy as routing
@@ -65,8 +65,14 @@ def issue_ticket(
     customer: Customer | None = None,
     appointment_due_at: datetime | None = None,
     actor: User | None = None,
+    awaiting_arrival: bool = False,
 ) -> Ticket:
-    """Start a visit with its first ticket, numbered per service and business day."""
+    """Start a visit with its first ticket, numbered per service and business day.
+
+    `awaiting_arrival`: a remote ticket (virtual mobile queue, `tickets/remote.py`) that may
+    be called only once its customer has confirmed arrival (`confirm_arrival`); every other
+    ticket is confirmed at issue.
+    """
     if service.branch_id != branch.id:
         raise NotFound(f"service {service.code!r} is not offered at branch {branch.code}")
     if not service.active or not branch.active:
@@ -78,8 +84,10 @@ def issue_ticket(
         raise InvalidInput(
             "only an appointment ticket has an appointment time", "unexpected_due_at"
         )
+    if awaiting_arrival and source != Source.MOBILE:
+        raise InvalidInput("only a remote ticket waits for its arrival", "unexpected_arrival")
     day = branch.business_day(now)
-    if fastpath.applies(
+    if not awaiting_arrival and fastpath.applies(
         db.session, customer=customer, source=source, appointment_due_at=appointment_due_at
     ):
         # PostgreSQL: the same rows, journal entry and answer in one statement
@@ -124,9 +132,14 @@ def issue_ticket(
         queue_since=now,
         appointment_due_at=appointment_due_at,
         recall_count=0,
+        arrival_confirmed=not awaiting_arrival,
+        moved_back_count=0,
     )
     db.session.add(ticket)
     db.session.flush()
+    data = {"source": source.value, "priority": priority.value}
+    if awaiting_arrival:
+        data["awaiting_arrival"] = True
     journal.record(
         "issued",
         session=db.session,
@@ -134,7 +147,7 @@ def issue_ticket(
         now=now,
         ticket=ticket,
         actor_id=actor.id if actor else None,
-        data={"source": source.value, "priority": priority.value},
+        data=data,
     )
     return ticket
 
@@ -288,6 +301,11 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
     read without locks and ordered by the routing policy; then each is claimed in turn with
     `FOR UPDATE SKIP LOCKED` and a re-check of its status, so two counters calling at the same
     instant never get the same ticket and never wait on each other.
+
+    A remote ticket whose customer has not confirmed arrival is never called: when its turn
+    comes it goes back `branch.remote_move_back_places` places in its queue, at most
+    `branch.remote_move_back_limit` times, then it expires (cancelled, reason `not_arrived`);
+    either way the call goes on to the next candidate (`_not_arrived`).
     """
     counter = _lock_counter(counter.id)
     # a closed counter says so before it says whose it is (nobody operates a closed counter)
@@ -347,6 +365,9 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
         ticket = db.session.scalar(query.execution_options(populate_existing=True))
         if ticket is None:  # another counter claimed it since we read the list
             continue
+        if not ticket.arrival_confirmed:
+            _not_arrived(ticket, branch, now)
+            continue
         _mark_called(ticket, counter, staff.id, now, actor)
         if (
             branch.priority_policy == PriorityPolicy.INTERLEAVE
@@ -359,8 +380,56 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
     return None
 
 
+def _not_arrived(ticket: Ticket, branch: Branch, now: datetime) -> None:
+    """The turn of a remote ticket (locked) whose customer is not here yet.
+
+    Past the branch's limit of moves it expires. Otherwise it goes back behind the ticket
+    `remote_move_back_places` places later in its queue (by its `queue_since`, the queue's
+    order), or behind the last one if fewer wait behind it. With nobody behind it there is
+    nobody to let go first: it keeps its place and the move is not counted.
+    """
+    if ticket.moved_back_count >= branch.remote_move_back_limit:
+        _transition(ticket, "cancel", None, now, data={"reason": "not_arrived"})
+        return
+    if ticket.target_counter_id is not None:
+        same_queue = Ticket.target_counter_id == ticket.target_counter_id
+    else:
+        same_queue = (Ticket.service_id == ticket.service_id) & Ticket.target_counter_id.is_(None)
+    behind = db.session.scalars(
+        select(Ticket.queue_since)
+        .where(
+            Ticket.branch_id == ticket.branch_id,
+            Ticket.status == TicketStatus.WAITING,
+            Ticket.business_day == ticket.business_day,
+            same_queue,
+            tuple_(Ticket.queue_since, Ticket.id) > tuple_(ticket.queue_since, ticket.id),
+        )
+        .order_by(Ticket.queue_since, Ticket.id)
+        .limit(max(branch.remote_move_back_places, 1))
+    ).all()
+    if not behind:
+        return
+    ticket.queue_since = behind[-1] + timedelta(microseconds=1)
+    ticket.moved_back_count += 1
+    db.session.flush()
+    journal.record(
+        "moved_back",
+        session=db.session,
+        branch_id=ticket.branch_id,
+        now=now,
+        ticket=ticket,
+        from_status=ticket.status.value,
+        data={"reason": "not_arrived", "places": len(behind), "times": ticket.moved_back_count},
+    )
+
+
 def call_ticket(ticket: Ticket, counter: Counter, actor: User, *, now: datetime) -> Ticket:
-    """Call one particular waiting ticket to this counter (picked from the waiting list)."""
+    """Call one particular waiting ticket to this counter (picked from the waiting list).
+
+    Staff may call a remote ticket whose customer has not confirmed arrival yet: picking one
+    ticket is a person's decision (the customer stands at the desk with a flat phone), unlike
+    `call_next`, which never does.
+    """
     counter = _lock_counter(counter.id)
     ticket = _lock_ticket(ticket.id)
     # a closed counter says so before it says whose it is (nobody operates a closed counter)
@@ -511,6 +580,45 @@ def cancel(ticket: Ticket, actor: User, *, now: datetime, reason: str | None = N
     if ticket.status == TicketStatus.CALLED:
         _require_handler(ticket, actor)
     return _transition(ticket, "cancel", actor, now, data={"reason": reason} if reason else None)
+
+
+def confirm_arrival(ticket: Ticket, *, now: datetime) -> Ticket:
+    """A remote ticket's customer is at the branch ("I'm here"): it may be called now.
+
+    Idempotent: a ticket already confirmed is answered as it is. A ticket that is no longer
+    active cannot be confirmed (IllegalTransition `ticket_not_active`).
+    """
+    ticket = _lock_ticket(ticket.id)
+    if ticket.arrival_confirmed:
+        return ticket
+    if not ticket.is_active:
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.status.value}", "ticket_not_active"
+        )
+    ticket.arrival_confirmed = True
+    ticket.arrival_confirmed_at = now
+    db.session.flush()
+    journal.record(
+        "arrived",
+        session=db.session,
+        branch_id=ticket.branch_id,
+        now=now,
+        ticket=ticket,
+        from_status=ticket.status.value,
+    )
+    return ticket
+
+
+def leave_queue(ticket: Ticket, *, now: datetime, reason: str = "left_by_customer") -> Ticket:
+    """The customer takes their waiting ticket out of the queue (from the phone)."""
+    ticket = _lock_ticket(ticket.id)
+    if ticket.status != TicketStatus.WAITING:
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.status.value}: only a waiting ticket can "
+            "leave the queue",
+            "cannot_leave",
+        )
+    return _transition(ticket, "cancel", None, now, data={"reason": reason})
 
 
 def close_past_business_days(branch: Branch, *, now: datetime) -> int:
