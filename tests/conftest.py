@@ -20,6 +20,7 @@ from queue_app.extensions import db
 
 from . import factories
 from .apihelp import build_floor, fast_passwords, isolated_client
+from .outboxes import gateway, smtp  # noqa: F401 (fixtures for every test)
 
 
 def _database_url(tmp_path_factory) -> str:

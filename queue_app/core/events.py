@@ -42,6 +42,8 @@ def publish(session: Session, name: str, **payload) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _deliver(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: the unit of work goes on
+        return
     pending = session.info.pop(_KEY, None)
     for name, payload in pending or ():
         sig = signals.signal(name)
@@ -58,4 +60,6 @@ def _deliver(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint rolled back: the outer work still stands
+        return
     session.info.pop(_KEY, None)

@@ -71,8 +71,6 @@ def build_email(message, config) -> EmailMessage:
     email["Subject"] = message.subject or ""
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = message_id(message) if message.id else make_msgid()
-    if message.locale:
-        email["Content-Language"] = message.locale
     email.set_content(message.body)
     attachments = list(message.attachments or ())
     inline = [a for a in attachments if a.get("content_id")]
@@ -101,6 +99,8 @@ def build_email(message, config) -> EmailMessage:
             filename=item["filename"],
             params=params,
         )
+    if message.locale:  # last: set_content and the multipart steps move "Content-*" headers
+        email["Content-Language"] = message.locale
     return email
 
 

@@ -24,23 +24,57 @@ OUTBOX_RETRY_FACTOR ** (n - 1)` later (1, 5, 25 minutes by default) until
 `OUTBOX_MAX_ATTEMPTS` attempts; then, or at once after a permanent failure (a channel that is
 not configured, a refused recipient), the next entry of `fallbacks` takes over with a fresh
 count; when none is left the message is `failed`.
+
+Urgent messages (`enqueue(..., urgent=True)`: a one-time code, "it is your turn") do not wait
+for the next `deliver_outbox` run: `enqueue` publishes `outbox.urgent` (`core.events.publish`,
+so only once the unit of work has committed, never for one that rolled back), and its receiver
+hands the ids to the app's `UrgentSender`, which claims them through the same claim and lease
+as `deliver_due` (`deliver_now`): whichever of the two claims a message first sends it, the
+other finds it leased. The sender works in its own application context and session, in a
+background thread (`NOTIFY_URGENT = "thread"`, the default: the request that wrote the message
+does not wait); `"sync"` sends in the committing thread right after the commit (the testing
+profile: deterministic tests), `"off"` leaves urgent messages to the job. An urgent message
+whose channel fails moves to its next channel at once instead of retrying the failed one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
+from ..core.events import publish, signal
+from ..core.types import utcnow
 from ..extensions import db
 from . import channels
 from .models import Channel, OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
+
+
+URGENT = "outbox.urgent"
+
+
+def channel_chain(*, phone: str | None, email: str | None) -> list[tuple[Channel, str]]:
+    """The channels to reach a customer by, in order: the first is tried, the others are its
+    fallbacks. WhatsApp then SMS (each only if configured), then e-mail. A phone number with
+    neither configured and no e-mail still gets the SMS: it fails at once as "not configured",
+    which the outbox keeps as the record of why nothing went out."""
+    chain: list[tuple[Channel, str]] = []
+    if phone:
+        chain += [(c, phone) for c in (Channel.WHATSAPP, Channel.SMS) if channels.configured(c)]
+    if email:
+        chain.append((Channel.EMAIL, email))
+    if not chain and phone:
+        chain.append((Channel.SMS, phone))
+    return chain
 
 
 def enqueue(
@@ -56,46 +90,53 @@ def enqueue(
     locale: str,
     dedupe_key: str | None = None,
     now: datetime,
+    urgent: bool = False,
 ) -> OutboxMessage | None:
     """Add a message to the outbox in the current unit of work (flushes, never commits).
 
     A message whose `dedupe_key` is already in the outbox is not written again: returns None.
+    The key is claimed by the insert itself (`ON CONFLICT DO NOTHING`), in one statement and
+    without a savepoint, so two processes writing the same key at once write it once, and the
+    caller's unit of work goes on either way.
+
+    `urgent`: delivered right after the commit (see the module's docstring), not at the next
+    run of the outbox job; the job still sends it if the urgent sender could not.
     """
-    if dedupe_key is not None:
-        existing = db.session.scalar(
-            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
-        )
-        if existing is not None:
-            return None
-    message = OutboxMessage(
-        kind=kind,
-        dedupe_key=dedupe_key,
-        channel=Channel(channel),
-        recipient=recipient,
-        fallbacks=[
+    values = {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "channel": Channel(channel),
+        "recipient": recipient,
+        "fallbacks": [
             {"channel": Channel(f["channel"]).value, "recipient": f["recipient"]} for f in fallbacks
         ],
-        locale=locale,
-        subject=subject,
-        body=body,
-        html=html,
-        attachments=[dict(a) for a in attachments],
-        status=OutboxStatus.PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+        "locale": locale,
+        "subject": subject,
+        "body": body,
+        "html": html,
+        "attachments": [dict(a) for a in attachments],
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
     if dedupe_key is None:
+        message = OutboxMessage(**values)
         db.session.add(message)
         db.session.flush()
-        return message
-    try:
-        # another process wrote the same key since the check above (PostgreSQL): keep the
-        # unit of work, drop only this message
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:
-        return None
+    else:
+        dialect = db.session.get_bind(OutboxMessage.__mapper__).dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        message = db.session.scalars(
+            insert(OutboxMessage)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
+            .returning(OutboxMessage)
+        ).first()
+        if message is None:
+            return None
+    if urgent:
+        publish(db.session, URGENT, ids=[message.id], now=now)
     return message
 
 
@@ -134,8 +175,13 @@ def retry_delay(attempts: int) -> timedelta:
 
 def claim_due(*, now: datetime, limit: int = 100) -> list[Claimed]:
     """Claim up to `limit` due messages and commit the claim (see the module's docstring)."""
+    return _claim(now=now, limit=limit)
+
+
+def _claim(*, now: datetime, limit: int, ids=None) -> list[Claimed]:
+    """Claim the due pending messages (only those of `ids` if given) and commit the claim."""
     _max, _base, _factor, lease = _settings()
-    rows = db.session.scalars(
+    query = (
         select(OutboxMessage)
         .where(
             OutboxMessage.status == OutboxStatus.PENDING,
@@ -144,7 +190,10 @@ def claim_due(*, now: datetime, limit: int = 100) -> list[Claimed]:
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
+    )
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(ids))
+    rows = db.session.scalars(query).all()
     claimed = []
     for row in rows:
         row.attempts += 1
@@ -185,10 +234,13 @@ def _record(message: Claimed, values: dict) -> bool:
     return result.rowcount == 1
 
 
-def _after_failure(message: Claimed, error: channels.ChannelError, now: datetime) -> dict:
+def _after_failure(
+    message: Claimed, error: channels.ChannelError, now: datetime, *, urgent: bool = False
+) -> dict:
     max_attempts, *_ = _settings()
     text = f"{message.channel} attempt {message.attempts}: {error}"[:2000]
-    if not error.permanent and message.attempts < max_attempts:
+    retry = not error.permanent and message.attempts < max_attempts
+    if retry and not (urgent and message.fallbacks):  # urgent: the next channel at once
         return {
             "last_error": text,
             "next_attempt_at": now + retry_delay(message.attempts),
@@ -216,11 +268,31 @@ def deliver_due(*, now: datetime, limit: int = 100) -> dict:
     """
     claimed = claim_due(now=now, limit=limit)
     counts = {"claimed": len(claimed), "sent": 0, "retry": 0, "fallback": 0, "failed": 0}
+    _send_claimed(claimed, now, counts)
+    return counts
+
+
+def deliver_now(ids, *, now: datetime) -> dict:
+    """Send the messages `ids` if they are still due (the urgent path; same claim and lease as
+    `deliver_due`, so a message another sender claimed is left to it). A failed channel hands
+    over to the next at once, which is tried in the same call. Commits like `deliver_due`."""
+    counts = {"claimed": 0, "sent": 0, "retry": 0, "fallback": 0, "failed": 0}
+    ids = list(ids)
+    for _channel in range(len(Channel) + 1):  # one pass per channel of a message's chain
+        claimed = _claim(now=now, limit=len(ids), ids=ids)
+        if not claimed:
+            break
+        counts["claimed"] += len(claimed)
+        _send_claimed(claimed, now, counts, urgent=True)
+    return counts
+
+
+def _send_claimed(claimed: list[Claimed], now: datetime, counts: dict, *, urgent=False) -> None:
     for message in claimed:
         try:
             channels.send(message)
         except channels.ChannelError as exc:
-            values = _after_failure(message, exc, now)
+            values = _after_failure(message, exc, now, urgent=urgent)
             outcome = (
                 "failed"
                 if values["status"] == OutboxStatus.FAILED
@@ -243,4 +315,88 @@ def deliver_due(*, now: datetime, limit: int = 100) -> dict:
             # the outcome could not be written: the lease brings the message back later
             db.session.rollback()
             log.exception("outbox %s: recording %s failed", message.id, outcome)
-    return counts
+
+
+# --- urgent delivery -------------------------------------------------------------------------
+
+
+class UrgentSender:
+    """Sends urgent messages of one app after their commit (see the module's docstring).
+
+    One daemon thread per process, started at the first message (so after a fork: gunicorn's
+    workers each start their own), fed through a queue; every batch is sent in a fresh
+    application context, hence its own database session. `wait_idle()` lets a test (or a
+    shutdown) wait until everything handed over so far was tried.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self._lock = threading.Lock()
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def submit(self, ids, now: datetime) -> None:
+        mode = str(self.app.config.get("NOTIFY_URGENT", "thread")).lower()
+        if mode == "off" or not ids:
+            return
+        if mode == "sync":
+            self.send(ids, now)
+            return
+        self._ensure_thread().put((list(ids), now))
+
+    def send(self, ids, now: datetime) -> dict | None:
+        """Deliver `ids` now, in this thread, in an application context of its own."""
+        with self.app.app_context():
+            try:
+                # `now` of the unit of work that wrote them: they are due from then on
+                return deliver_now(ids, now=max(utcnow(), now))
+            except Exception:
+                db.session.rollback()
+                # left pending (or leased): the outbox job sends them
+                log.exception("urgent delivery of outbox %s failed", ids)
+                return None
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every message handed over so far was tried; False after `timeout` s."""
+        work = self._queue
+        if work is None:
+            return True
+        with work.all_tasks_done:
+            return work.all_tasks_done.wait_for(lambda: work.unfinished_tasks == 0, timeout)
+
+    def _ensure_thread(self) -> queue.Queue:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._queue = queue.Queue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="outbox-urgent", daemon=True
+                )
+                self._thread.start()
+            return self._queue
+
+    def _run(self, work: queue.Queue) -> None:
+        while True:
+            ids, now = work.get()
+            try:
+                self.send(ids, now)
+            finally:
+                work.task_done()
+
+
+def urgent_sender(app) -> UrgentSender:
+    return app.extensions["queue_app.urgent_sender"]
+
+
+def init_urgent_delivery(app) -> None:
+    """Give `app` its urgent sender and connect the after-commit receiver (once)."""
+    app.extensions.setdefault("queue_app.urgent_sender", UrgentSender(app))
+    signal(URGENT).connect(_on_urgent)
+
+
+def _on_urgent(_sender, *, ids, now, **_payload) -> None:
+    app = current_app._get_current_object()
+    sender = app.extensions.get("queue_app.urgent_sender")
+    if sender is not None:
+        sender.submit(ids, now)

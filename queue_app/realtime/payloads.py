@@ -32,6 +32,7 @@ QUEUE_MOVING = {
     "counter_opened",
     "counter_paused",
     "counter_closed",
+    "moved_back",  # a remote ticket not yet in the branch went back a few places
 }
 
 

@@ -5,6 +5,11 @@ numbered and written just before the commit (`before_commit`): the branch's even
 row is the one row every change in a branch touches, so it is taken as late as possible and
 held only for the final insert and the commit itself, not for the whole unit of work. A
 rollback drops the waiting entries with everything else.
+
+Just before they are numbered, `journal.recorded` is sent inside the unit of work
+(`core.events.in_transaction`, with the session and the entries): what must be written with
+the changes they describe (the queue's notifications, `notify/queue_alerts.py`) is added then,
+once the unit of work's changes are all made, and before the branch's row is taken.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from ..branches.models import Branch
-from ..core.events import publish
+from ..core.events import in_transaction, publish
 from .models import JourneyEvent, Ticket
 
 _KEY = "queue_app.pending_journal"
@@ -58,9 +63,12 @@ def pending(session: Session) -> list[JourneyEvent]:
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: numbered at the real commit
+        return
     entries = session.info.pop(_KEY, None)
     if not entries:
         return
+    in_transaction("journal.recorded", session=session, entries=entries)
     by_branch: dict[int, list[JourneyEvent]] = defaultdict(list)
     for entry in entries:
         by_branch[entry.branch_id].append(entry)
@@ -90,4 +98,6 @@ def _write_pending(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     session.info.pop(_KEY, None)
