@@ -247,3 +247,82 @@ def test_the_job_expires_lapsed_holds(app, app_ctx, branch, now):
     assert expire_appointment_holds(app, now + timedelta(seconds=600)) == 1
     db.session.expire_all()
     assert db.session.scalar(select(Appointment.status)) == AppointmentStatus.EXPIRED
+
+
+def test_twenty_customers_race_to_move_onto_the_last_place(app, app_ctx, branch):
+    """20 booked customers, each with its own connection and manage token, move their booking
+    onto the last free place of a slot at the same instant: exactly one gets it (its old place
+    is freed), the others keep theirs and are told the slot is full."""
+    from queue_app.booking import links
+
+    teller = next(s for s in branch.services if s.code == "teller")
+    day = _open_day_ahead(branch)
+    at = lambda hour, minute=0: datetime(  # noqa: E731
+        day.year, day.month, day.day, hour, minute, tzinfo=branch.tz
+    ).astimezone(UTC)
+    target = at(9)
+    now = datetime.now(UTC)
+    booking.book(branch, teller, target, now=now, customer=None, name="Sudah Pesan")
+    movers = []
+    for i in range(20):  # two per slot (the capacity), 10:00 to 11:30
+        start = at(10) + timedelta(minutes=10 * (i // 2))
+        a = booking.book(branch, teller, start, now=now, customer=None, name=f"Nasabah {i}")
+        movers.append((a.code, links.manage_token(a), a.start))
+    db.session.commit()
+    db.session.remove()  # the main thread stays out of the database while they race
+
+    barrier = threading.Barrier(20, timeout=30)
+    answers: list = [None] * 20
+    errors: list = []
+
+    def customer(i):
+        try:
+            client = app.test_client()
+            code, token, _start = movers[i]
+            barrier.wait()
+            response = client.post(
+                f"{API}/appointments/{code}/reschedule",
+                json={"token": token, "start": target.isoformat()},
+            )
+            body = response.get_json()
+            answers[i] = (response.status_code, (body.get("error") or body).get("code"))
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=customer, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] + [409] * 19, answers
+    assert {code for status, code in answers if status == 409} == {"slot_full"}
+    [winner] = [i for i, (status, _) in enumerate(answers) if status == 200]
+    starts = dict(db.session.execute(select(Appointment.code, Appointment.start)).all())
+    assert sum(1 for s in starts.values() if s == target) == 2  # the one there before, and one
+    assert starts[movers[winner][0]] == target
+    for i, (code, _token, start) in enumerate(movers):
+        if i != winner:
+            assert starts[code] == start  # the losers keep their place
+    # the winner's old slot has a free place again; every other slot is as full as before
+    old = movers[winner][2]
+    taken = {s.start: s.taken for s in booking.day_slots(branch, teller, day, now=now)}
+    assert taken[old] == 1 and taken[target] == 2
+    assert all(n == 2 for start, n in taken.items() if start not in (old, target) and n)
+
+
+def test_letting_a_hold_go_frees_it_and_tells_nobody(app_ctx, branch, now):
+    from queue_app.notify.models import OutboxMessage
+
+    teller = next(s for s in branch.services if s.code == "teller")
+    start = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
+    held = booking.hold(branch, teller, start, now=now, hold_s=600)
+    db.session.commit()
+    booking.cancel(held, now=now + timedelta(seconds=10))
+    db.session.commit()
+    assert held.status == AppointmentStatus.CANCELLED
+    [nine] = [s for s in booking.day_slots(branch, teller, WEDNESDAY, now=now) if s.start == start]
+    assert nine.taken == 0
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0

@@ -1,25 +1,22 @@
 """The outbox and its channels, for real: the booking confirmation is written in the booking's
 transaction and delivered to a real SMTP server (aiosmtpd) and a real HTTP SMS gateway
-(http.server) started by the tests; retries, fallbacks and reminders run with explicit clocks.
+(http.server) from tests/outboxes.py; retries, fallbacks and reminders run with explicit clocks.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import png
 import pytest
 import qrcode
 import time_machine
-from aiosmtpd.controller import Controller
 from flask_babel import force_locale, gettext
 from icalendar import Calendar
 from sqlalchemy import func, select
 
+from queue_app.booking import links
 from queue_app.booking import services as booking
 from queue_app.booking.models import Appointment
 from queue_app.customers.models import Customer
@@ -43,77 +40,6 @@ TELLERS = [  # 4 counters serve teller, half of their time is bookable: 2 places
 ]
 SIMPLE_EMAIL = {"name": "Budi Santoso", "email": "budi@example.co.id"}
 PHONE = {"name": "Siti Rahayu", "phone": "0812-3456-7890"}
-
-
-# --- a real SMTP server and a real HTTP gateway ----------------------------------------------
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp(app, monkeypatch):
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
-    monkeypatch.setitem(app.config, "MAIL_PORT", port)
-    yield inbox
-    controller.stop()
-
-
-class Gateway:
-    def __init__(self):
-        self.requests = []
-        self.status = 202
-        self.server = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_port}/send"
-
-
-@pytest.fixture
-def gateway(app, monkeypatch):
-    gw = Gateway()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            length = int(self.headers["Content-Length"])
-            gw.requests.append(
-                {
-                    "path": self.path,
-                    "headers": dict(self.headers),
-                    "json": json.loads(self.rfile.read(length)),
-                }
-            )
-            body = json.dumps({"ok": gw.status < 300}).encode()
-            self.send_response(gw.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    gw.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=gw.server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setitem(app.config, "SMS_GATEWAY_URL", gw.url)
-    monkeypatch.setitem(app.config, "GATEWAY_TOKEN", "rahasia-gateway")
-    yield gw
-    gw.server.shutdown()
-    gw.server.server_close()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -259,6 +185,7 @@ def test_the_confirmation_e_mail_arrives_with_its_calendar_file_and_qr_code(
     assert smtp.envelopes[0].rcpt_tos == ["budi@example.co.id"]
     assert mail["To"] == "budi@example.co.id"
     assert mail["From"] == app.config["MAIL_DEFAULT_SENDER"]
+    assert mail["Content-Language"] == "id"
     assert mail["Subject"] == tr(
         "id",
         "Your appointment at %(branch)s: %(date)s, %(time)s",
@@ -329,6 +256,7 @@ def test_english_confirmation_and_a_zone_without_an_abbreviation(app, client, ma
 @time_machine.travel(TUESDAY_10_WIB, tick=False)
 def test_sms_goes_through_the_gateway(app, client, branch, smtp, gateway):
     code = book(client, customer=PHONE)["code"]
+    appointment = db.session.scalar(select(Appointment).filter_by(code=code))
     [sms] = outbox()
     assert sms.channel == Channel.SMS and sms.recipient == "+6281234567890"
     assert sms.fallbacks == []  # nothing else to try
@@ -349,7 +277,9 @@ def test_sms_goes_through_the_gateway(app, client, branch, smtp, gateway):
             short_date="4 Mar 2026",
             time="09.00 WIB",
             code=code,
-        ),
+        )
+        + " "
+        + tr("id", "Change or cancel: %(url)s", url=links.manage_url(appointment)),
     }
     assert smtp.messages == []
     assert outbox()[0].status == OutboxStatus.SENT

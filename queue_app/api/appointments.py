@@ -1,13 +1,15 @@
-"""Appointments: a service's free slots of a day, booking one, looking it up by its code and
-checking it in (`booking/checkin.py`)."""
+"""Appointments: a service's free slots of a day, booking one, looking it up by its code,
+checking it in (`booking/checkin.py`), and cancelling or rescheduling it with its manage token
+(`booking/links.py`: the booking code alone is not enough to change a booking)."""
 
 from datetime import UTC, date, datetime
 
 from flask import abort, current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ..booking import checkin
+from ..booking import checkin, links
 from ..booking import services as booking
+from ..core.errors import NotFound
 from ..core.types import utcnow
 from ..customers.services import identify_customer
 from ..extensions import db, limiter
@@ -84,6 +86,32 @@ class AppointmentSchema(Schema):
     )
 
 
+class BookedSchema(AppointmentSchema):
+    manage_token = fields.String(
+        metadata={
+            "description": "authorises cancelling and rescheduling this booking (keep it secret;"
+            " the booking code alone cannot change a booking)"
+        }
+    )
+    manage_url = fields.String(metadata={"description": "the customer's page of this booking"})
+
+
+class ManageTokenSchema(Schema):
+    token = Text(
+        required=True,
+        validate=validate.Length(min=1, max=512),
+        metadata={"description": "the `manage_token` given when the booking was made"},
+    )
+
+
+class RescheduleSchema(ManageTokenSchema):
+    start = fields.AwareDateTime(
+        required=True,
+        validate=validate.Range(min=EARLIEST, max=LATEST),
+        metadata={"description": "the new slot's start (same service), as the slots list gives"},
+    )
+
+
 class CheckInSchema(TicketSchema):
     late = fields.Boolean(
         required=True,
@@ -120,7 +148,7 @@ def list_slots(args, code, service):
 
 @blp.post("/branches/<code>/appointments")
 @blp.arguments(BookAppointmentSchema())
-@blp.response(201, AppointmentSchema)
+@blp.response(201, BookedSchema)
 @documents_errors(blp, 404, 409)
 @blp.doc(security=OPTIONAL_SECURITY)
 def book_appointment(data, code):
@@ -150,7 +178,11 @@ def book_appointment(data, code):
         locale=data.get("locale") or presenters.language(),
     )
     db.session.commit()
-    return presenters.appointment(appointment)
+    return {
+        **presenters.appointment(appointment),
+        "manage_token": links.manage_token(appointment),
+        "manage_url": links.manage_url(appointment),
+    }
 
 
 @blp.get("/appointments/<booking_code>")
@@ -185,3 +217,50 @@ def check_in(code, booking_code):
     done = checkin.check_in(branch, booking_code, now=utcnow())
     db.session.commit()
     return {**presenters.ticket(done.ticket, with_token=True), "late": done.late}
+
+
+def _managed(booking_code: str, token: str):
+    """The appointment the manage token names, if it is the one of the path's code."""
+    appointment = links.by_manage_token(token)
+    if checkin.normalize_code(booking_code) != appointment.code:
+        raise NotFound("this link is not valid or has expired", "invalid_link")
+    return appointment
+
+
+@blp.post("/appointments/<booking_code>/cancel")
+@limiter.limit(_code_limit)
+@blp.arguments(ManageTokenSchema())
+@blp.response(200, AppointmentSchema)
+@documents_errors(blp, 404, 409)
+@blp.doc(security=OPTIONAL_SECURITY)
+def cancel_appointment(data, booking_code):
+    """Cancel a booking that has not started yet; the customer is told (e-mail, SMS).
+
+    Needs the booking's `manage_token` (404 `invalid_link` when it is not this booking's, was
+    altered or is too old); 409 `booking_not_active` (already cancelled, checked in, ...) or
+    `booking_started`.
+    """
+    appointment = _managed(booking_code, data["token"])
+    appointment = booking.cancel(appointment, now=utcnow())
+    db.session.commit()
+    return presenters.appointment(appointment)
+
+
+@blp.post("/appointments/<booking_code>/reschedule")
+@limiter.limit(_code_limit)
+@blp.arguments(RescheduleSchema())
+@blp.response(200, AppointmentSchema)
+@documents_errors(blp, 404, 409)
+@blp.doc(security=OPTIONAL_SECURITY)
+def reschedule_appointment(data, booking_code):
+    """Move a booking to another slot of the same service, keeping its code; the customer is
+    told (e-mail with the new calendar file, SMS).
+
+    Needs the booking's `manage_token` (404 `invalid_link`). 409 `slot_full` (the old place
+    is kept), `booking_not_active`, `booking_started`; 422 `not_a_slot`, `slot_passed`,
+    `closed`, `same_slot`.
+    """
+    appointment = _managed(booking_code, data["token"])
+    appointment = booking.reschedule(appointment, data["start"].astimezone(UTC), now=utcnow())
+    db.session.commit()
+    return presenters.appointment(appointment)

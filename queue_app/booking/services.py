@@ -8,7 +8,12 @@ share (`Service.bookable_percent`) of the counters that serve the service, round
 
 Taking a place (`hold`, `book`) locks the slot's row first (`_lock_slot`), then counts the
 places taken and adds one only if there is room: two customers racing for the last place of a
-slot never both get it (tests/test_booking_race.py races 20 on PostgreSQL).
+slot never both get it (tests/test_booking.py races 20 on PostgreSQL).
+
+A booking is changed through the customer's signed link (`booking/links.py`): `reschedule`
+moves it to another slot of its service under the new slot's lock, in one unit of work, so
+its old place is free and its new one taken at the same commit; `cancel` frees it. Both keep
+the booking code and tell the outbox (`notify/receivers.py`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -262,14 +267,111 @@ def confirm(appointment: Appointment, *, now, customer, name=None, email=None) -
     return appointment
 
 
+def confirm_booking(
+    appointment: Appointment,
+    *,
+    now,
+    name: str,
+    phone: str | None = None,
+    email: str | None = None,
+    consent: bool = False,
+    region: str = "ID",
+) -> Appointment:
+    """The booking form of the phone pages: who the customer is (found or recorded by phone
+    number or e-mail), their consent to be contacted if they gave it (never taken back here),
+    then `confirm`. `invalid_phone` for a number that cannot be one."""
+    from ..customers.services import identify_customer
+
+    appointment = _locked(appointment)  # the form sent twice at once: confirmed once
+    customer = identify_customer(phone=phone, email=email, name=name, region=region)
+    if consent and customer is not None:
+        customer.consent_contact = True
+    return confirm(appointment, now=now, customer=customer, name=name, email=email)
+
+
+def _locked(appointment: Appointment) -> Appointment:
+    """The appointment's row, locked until the end of the transaction and read afresh: two
+    changes of one booking at once (two taps, two devices) run one after the other."""
+    return db.session.scalar(
+        select(Appointment)
+        .where(Appointment.id == appointment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _changeable(appointment: Appointment, now: datetime) -> None:
+    if appointment.status != AppointmentStatus.BOOKED:
+        raise Conflict(
+            f"a {appointment.status.value} appointment cannot be changed", "booking_not_active"
+        )
+    if appointment.start <= now:
+        raise Conflict("this appointment has already started", "booking_started")
+
+
 def cancel(appointment: Appointment, *, now) -> Appointment:
+    """Cancel a held or booked place (a booked one that has not started yet): the place is
+    free at once; a booked one's cancellation notice goes to the outbox."""
+    appointment = _locked(appointment)
     if appointment.status not in (AppointmentStatus.HELD, AppointmentStatus.BOOKED):
-        raise Conflict(f"a {appointment.status.value} appointment cannot be cancelled", "final")
+        raise Conflict(
+            f"a {appointment.status.value} appointment cannot be cancelled", "booking_not_active"
+        )
+    if appointment.status == AppointmentStatus.BOOKED and appointment.start <= now:
+        raise Conflict("this appointment has already started", "booking_started")
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancelled_at = now
     db.session.flush()
     _published(appointment, "cancelled")
     return appointment
+
+
+def reschedule(appointment: Appointment, new_start: datetime, *, now) -> Appointment:
+    """Move a booking to another slot of its service, keeping its booking code.
+
+    The new place is taken like `book` takes one (the new slot's row locked, its places
+    counted, `slot_full` when none is left); moving the row frees the old place in the same
+    unit of work. The reminders start again for the new time (`reminders_sent` emptied;
+    `booked_at` is now, so a reminder whose window the new time is already in is not sent:
+    the change notice just said it)."""
+    appointment = _locked(appointment)
+    _changeable(appointment, now)
+    if new_start == appointment.start:
+        raise InvalidInput("the appointment is already in this slot", "same_slot")
+    branch, service = appointment.branch, appointment.service
+    _check_slot(branch, service, new_start, now)
+    _lock_slot(service, new_start)
+    taken = db.session.scalar(
+        select(func.count()).where(
+            Appointment.service_id == service.id,
+            Appointment.start == new_start,
+            _taken_filter(now),
+        )
+    )
+    if taken >= capacity(service):
+        raise Conflict("this slot is fully booked", "slot_full")
+    previous = appointment.start
+    appointment.start = new_start
+    appointment.end = new_start + slot_length(service)
+    appointment.changes = (appointment.changes or 0) + 1
+    appointment.reminders_sent = []
+    appointment.booked_at = now
+    db.session.flush()
+    _published(appointment, "rescheduled", previous_start=previous)
+    return appointment
+
+
+def bookable_services(branch: Branch) -> list[Service]:
+    """The branch's services a customer can book: active, with at least one bookable place
+    per slot (a bookable share of counters that serve them)."""
+    if not branch.active:
+        return []
+    services = db.session.scalars(
+        select(Service)
+        .where(Service.branch_id == branch.id, Service.active.is_(True))
+        .order_by(Service.position, Service.id)
+    ).all()
+    return [s for s in services if capacity(s) > 0]
 
 
 def expire_holds(*, now) -> int:
@@ -294,9 +396,9 @@ def by_code(code: str) -> Appointment:
     return appointment
 
 
-def _published(appointment: Appointment, kind: str) -> None:
+def _published(appointment: Appointment, kind: str, **extra) -> None:
     # in the unit of work: the outbox (the confirmation to the customer) is written with it
-    in_transaction(f"appointment.{kind}", appointment=appointment)
+    in_transaction(f"appointment.{kind}", appointment=appointment, **extra)
     # after the commit: dashboards and anything else that only reads
     publish(
         db.session,

@@ -1,8 +1,10 @@
-"""What the customer reads about an appointment: the confirmation and the reminders.
+"""What the customer reads about an appointment: the confirmation, the reminders, and the
+notices of a change (reschedule) or a cancellation.
 
 Every text is written in the customer's language (the booking's locale, else the customer's,
 else the branch's), through gettext under `force_locale`, with the date and time in the
-branch's own time zone. The e-mail bodies are laid out by the templates in
+branch's own time zone. The confirmation and the change notice carry the booking's manage
+link (`booking/links.py`: change or cancel it). The e-mail bodies are laid out by the templates in
 `templates/notify/`; the words come from here, so the text and HTML parts say the same.
 """
 
@@ -21,6 +23,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from icalendar import Calendar, Event
 
+from ..booking.links import manage_url
 from ..booking.models import Appointment
 
 QR_CONTENT_ID = "booking-qr@queue-app"
@@ -89,7 +92,8 @@ def qr_png(data: str, *, box_size: int = 8) -> bytes:
 
 
 def calendar_file(appointment: Appointment, *, summary: str, description: str, now) -> bytes:
-    """An iCalendar (RFC 5545) event: start and end in UTC, UID from the booking code."""
+    """An iCalendar (RFC 5545) event: start and end in UTC, UID from the booking code, the
+    number of changes as its SEQUENCE."""
     calendar = Calendar()
     calendar.add("prodid", "-//queue_app//appointments//EN")
     calendar.add("version", "2.0")
@@ -98,6 +102,8 @@ def calendar_file(appointment: Appointment, *, summary: str, description: str, n
     host = (current_app.config.get("PUBLIC_BASE_URL") or "queue-app").split("//")[-1]
     event.add("uid", f"{appointment.code}@{host.split('/')[0].split(':')[0]}")
     event.add("dtstamp", now)
+    # a rescheduled booking keeps its UID: the higher sequence makes calendars update it
+    event.add("sequence", appointment.changes or 0)
     event.add("dtstart", appointment.start)
     event.add("dtend", appointment.end)
     event.add("summary", summary)
@@ -169,6 +175,28 @@ def _greeting(appointment: Appointment) -> str:
     return _("Hello %(name)s,", name=name) if name else _("Hello,")
 
 
+def _manage_note(appointment: Appointment) -> str:
+    return _("To change or cancel this booking, open: %(url)s", url=manage_url(appointment))
+
+
+def _summary(facts: dict) -> str:
+    return _("%(service)s at %(branch)s", **facts)
+
+
+def calendar_for(appointment: Appointment, *, now: datetime) -> bytes:
+    """The booking's calendar file in the customer's language (the confirmation's
+    attachment, and the .ics download of the booking pages)."""
+    locale = locale_for(appointment)
+    with force_locale(locale):
+        facts, _rows = _details(appointment, locale)
+        return calendar_file(
+            appointment,
+            summary=_summary(facts),
+            description=_("Booking code: %(code)s", code=appointment.code),
+            now=now,
+        )
+
+
 def confirmation(appointment: Appointment, *, now: datetime) -> Content:
     """The booking confirmation: e-mail with the QR code and a calendar file, and the SMS."""
     locale = locale_for(appointment)
@@ -185,6 +213,7 @@ def confirmation(appointment: Appointment, *, now: datetime) -> Content:
             notes=[
                 _("When you arrive, scan the QR code or type the booking code at the kiosk."),
                 _("The attached calendar file adds the visit to your calendar."),
+                _manage_note(appointment),
             ],
             code=appointment.code,
             qr_alt=_("QR code of booking code %(code)s", code=appointment.code),
@@ -195,12 +224,9 @@ def confirmation(appointment: Appointment, *, now: datetime) -> Content:
             "Booking code: %(code)s.",
             **facts,
         )
-        ics = calendar_file(
-            appointment,
-            summary=_("%(service)s at %(branch)s", **facts),
-            description=_("Booking code: %(code)s", code=appointment.code),
-            now=now,
-        )
+        # TRANSLATORS: an SMS, after the confirmation: the link to change or cancel
+        short += " " + _("Change or cancel: %(url)s", url=manage_url(appointment))
+    ics = calendar_for(appointment, now=now)
     attachments = [
         _attachment(
             f"{appointment.code}.png", "image/png", qr_png(appointment.code), QR_CONTENT_ID
@@ -208,6 +234,78 @@ def confirmation(appointment: Appointment, *, now: datetime) -> Content:
         _attachment(f"{appointment.code}.ics", "text/calendar", ics),
     ]
     return Content(locale, subject, text, html, short, attachments)
+
+
+def rescheduled(appointment: Appointment, *, previous_start: datetime, now: datetime) -> Content:
+    """The notice of a booking moved to another slot: the new time (and the old one), the QR
+    code and a calendar file for the new time (same UID: calendars update the event)."""
+    locale = locale_for(appointment)
+    with force_locale(locale):
+        facts, rows = _details(appointment, locale)
+        before = local_when(previous_start, appointment.branch.tz, locale)
+        subject = _("Your appointment at %(branch)s is moved to %(date)s, %(time)s", **facts)
+        text, html = _render(
+            locale,
+            subject=subject,
+            heading=_("Your appointment is changed"),
+            greeting=_greeting(appointment),
+            intro=_(
+                "Your appointment of %(old_date)s, %(old_time)s is moved. "
+                "Here are the new details of your visit:",
+                old_date=before["date"],
+                old_time=before["time"],
+            ),
+            rows=rows,
+            notes=[
+                _("Your booking code stays the same."),
+                _("The attached calendar file adds the visit to your calendar."),
+                _manage_note(appointment),
+            ],
+            code=appointment.code,
+            qr_alt=_("QR code of booking code %(code)s", code=appointment.code),
+        )
+        # TRANSLATORS: an SMS: short, and plain letters only (no typographic quotes or dashes)
+        short = _(
+            "%(branch)s: your appointment for %(service)s is moved to %(short_date)s at "
+            "%(time)s. Booking code: %(code)s.",
+            **facts,
+        )
+        short += " " + _("Change or cancel: %(url)s", url=manage_url(appointment))
+    attachments = [
+        _qr_attachment(appointment.code),
+        _attachment(f"{appointment.code}.ics", "text/calendar", calendar_for(appointment, now=now)),
+    ]
+    return Content(locale, subject, text, html, short, attachments)
+
+
+def cancellation(appointment: Appointment) -> Content:
+    """The notice of a cancelled booking (e-mail and SMS)."""
+    locale = locale_for(appointment)
+    with force_locale(locale):
+        facts, rows = _details(appointment, locale)
+        subject = _("Your appointment at %(branch)s on %(date)s is cancelled", **facts)
+        text, html = _render(
+            locale,
+            subject=subject,
+            heading=_("Your appointment is cancelled"),
+            greeting=_greeting(appointment),
+            intro=_("This appointment is cancelled:"),
+            rows=rows,
+            notes=[
+                _("The booking code can no longer be used."),
+                _("You are welcome to book another visit at any time."),
+            ],
+            code=appointment.code,
+            qr_alt=_("QR code of booking code %(code)s", code=appointment.code),
+        )
+        # TRANSLATORS: an SMS: short, and plain letters only (no typographic quotes or dashes)
+        short = _(
+            "%(branch)s: your appointment for %(service)s on %(short_date)s at %(time)s "
+            "(booking code %(code)s) is cancelled.",
+            **facts,
+        )
+    # the e-mail layout shows the code's image: kept, so no broken image is shown
+    return Content(locale, subject, text, html, short, [_qr_attachment(appointment.code)])
 
 
 def reminder(appointment: Appointment) -> Content:

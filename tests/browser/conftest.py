@@ -5,6 +5,12 @@ The server runs in a background thread of the test process against the same test
 as the `app` fixture (SQLite by default, PostgreSQL when `DATABASE_URL` says so). Playwright's
 own browser download is not used: the tests need `/usr/bin/chromium` (`apt-get install
 chromium`) and fail, not skip, without it.
+
+Notifications: the `smtp` and `gateway` fixtures (tests/outboxes.py, available everywhere)
+point the `app` config at a real local SMTP server / HTTP gateway, and the live server serves
+that same `app`, so what it sends arrives there. The scheduler does not run in tests:
+`run_outbox()` runs the outbox job once; `smtp.wait_for(n)` / `gateway.wait_for(n)` await
+messages sent from another thread.
 """
 
 import os
@@ -22,6 +28,7 @@ from queue_app.i18n import ensure_compiled
 
 from .. import factories
 from ..conftest import empty_database
+from ..outboxes import deliver_outbox
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -193,3 +200,14 @@ def open_tab(browser, live_server):
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def run_outbox(app):
+    """run_outbox(now=None) -> counts: the `deliver_outbox` job once, as the scheduler would
+    run it for the live server (with the `smtp` / `gateway` fixtures to receive the mail)."""
+
+    def run(now=None):
+        return deliver_outbox(app, now)
+
+    return run
