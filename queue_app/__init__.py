@@ -46,16 +46,27 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .admin import bp as admin_bp
     from .api import init_api
     from .auth import init_auth
+    from .booking.web import bp as booking_bp
     from .counter import bp as counter_bp
     from .devices.views import bp as devices_bp
     from .display import bp as display_bp
     from .kiosk import bp as kiosk_bp
+    from .mobile import bp as mobile_bp
     from .realtime import init_realtime
     from .web import bp as web_bp
 
     init_auth(app)  # sessions, CSRF and rate limits first: every page stands on them
     init_api(app)
-    for blueprint in (web_bp, admin_bp, devices_bp, kiosk_bp, counter_bp, display_bp):
+    for blueprint in (
+        web_bp,
+        admin_bp,
+        devices_bp,
+        kiosk_bp,
+        counter_bp,
+        display_bp,
+        booking_bp,
+        mobile_bp,
+    ):
         app.register_blueprint(blueprint)
     init_realtime(app)
     from .notify.receivers import init_notify
