@@ -40,11 +40,11 @@ PASSWORD = "rahasia-123"
 # what the customer types at the kiosk, and how the branch country writes it in full
 PHONE = {"id": ("081234567890", "+6281234567890"), "en": ("09171234567", "+639171234567")}
 SAY = {
-    "id": "Nomor antrian {n}, silakan ke {c}",
+    "id": "Nomor antrean {n}, silakan ke {c}",
     "en": "Ticket number {n}, please go to {c}",
 }
 RECALL = {
-    "id": "Panggilan ulang, nomor antrian {n}, silakan ke {c}",
+    "id": "Panggilan ulang, nomor antrean {n}, silakan ke {c}",
     "en": "Calling again, ticket number {n}, please go to {c}",
 }
 NO_TICKET = {"id": "Tidak ada tiket di loket.", "en": "No ticket at the counter."}

@@ -29,11 +29,11 @@ pytestmark = pytest.mark.browser
 
 TV = {"width": 1920, "height": 1080}
 SAY = {
-    "id": "Nomor antrian {n}, silakan ke {c}",
+    "id": "Nomor antrean {n}, silakan ke {c}",
     "en": "Ticket number {n}, please go to {c}",
 }
 RECALL = {
-    "id": "Panggilan ulang, nomor antrian {n}, silakan ke {c}",
+    "id": "Panggilan ulang, nomor antrean {n}, silakan ke {c}",
     "en": "Calling again, ticket number {n}, please go to {c}",
 }
 
