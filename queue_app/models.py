@@ -3,8 +3,10 @@
 from .accounts.models import ApiToken, Role, User, user_branches, user_services
 from .booking.models import Appointment, AppointmentSlot, AppointmentStatus, BranchClosure
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
+from .cases.models import Case, CaseStep
 from .customers.models import ContactVerification, Customer
 from .devices.models import Device, DeviceKind
+from .feedback.models import FeedbackInvitation, FeedbackResponse, SurveyConfig
 from .insights.models import WaitStat
 from .notify.models import OutboxMessage
 from .tickets.models import (
@@ -24,6 +26,8 @@ __all__ = [
     "AppointmentStatus",
     "Branch",
     "BranchClosure",
+    "Case",
+    "CaseStep",
     "ContactVerification",
     "Counter",
     "CounterService",
@@ -31,6 +35,8 @@ __all__ = [
     "Customer",
     "Device",
     "DeviceKind",
+    "FeedbackInvitation",
+    "FeedbackResponse",
     "JourneyEvent",
     "OutboxMessage",
     "Priority",
@@ -38,6 +44,7 @@ __all__ = [
     "Role",
     "Service",
     "Source",
+    "SurveyConfig",
     "Ticket",
     "TicketSequence",
     "TicketStatus",

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import User
-from ..branches.models import Branch, str_enum
+from ..branches.models import Branch, Counter, str_enum
 from ..core.types import UTCDateTime, utcnow
 from ..extensions import db
 
@@ -15,6 +15,7 @@ from ..extensions import db
 class DeviceKind(enum.StrEnum):
     KIOSK = "kiosk"
     DISPLAY = "display"
+    FEEDBACK = "feedback"  # a feedback tablet paired with one counter (feedback/)
 
 
 class Device(db.Model):
@@ -35,6 +36,8 @@ class Device(db.Model):
     branch_id: Mapped[int | None] = mapped_column(
         ForeignKey("branches.id", ondelete="CASCADE"), index=True
     )
+    # a feedback tablet rates the visits finished at this counter of its branch
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id", ondelete="SET NULL"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     pairing_code: Mapped[str | None] = mapped_column(String(12), unique=True)
     pairing_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -47,6 +50,7 @@ class Device(db.Model):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     branch: Mapped[Branch | None] = relationship()
+    counter: Mapped[Counter | None] = relationship()
     paired_by: Mapped[User | None] = relationship()
 
     @property

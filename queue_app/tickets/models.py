@@ -163,6 +163,9 @@ class Ticket(db.Model):
     arrival_confirmed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     arrival_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moved_back_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the wait the customer was told when the ticket was issued (or checked in); feedback
+    # compares it with the actual wait (was the quoted wait kept?)
+    quoted_wait_s: Mapped[int | None] = mapped_column(Integer)
 
     visit: Mapped[Visit] = relationship(back_populates="tickets", foreign_keys=[visit_id])
     branch: Mapped[Branch] = relationship()

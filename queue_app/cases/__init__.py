@@ -1,0 +1,1 @@
+"""Cases: unhappy customers followed up on an escalation ladder."""

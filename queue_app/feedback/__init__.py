@@ -1,0 +1,1 @@
+"""Post-service feedback: surveys per touchpoint, responses, invitations, the rating pages."""
