@@ -48,6 +48,7 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .auth import init_auth
     from .booking.web import bp as booking_bp
     from .counter import bp as counter_bp
+    from .cx import bp as cx_bp
     from .devices.views import bp as devices_bp
     from .display import bp as display_bp
     from .kiosk import bp as kiosk_bp
@@ -66,6 +67,7 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
         display_bp,
         booking_bp,
         mobile_bp,
+        cx_bp,
     ):
         app.register_blueprint(blueprint)
     init_realtime(app)

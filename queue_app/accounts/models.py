@@ -24,6 +24,8 @@ class Role(enum.StrEnum):
 NETWORK_ROLES = {Role.ADMIN, Role.EXECUTIVE}
 # roles that work the floor: open counters, call and serve tickets
 FLOOR_ROLES = {Role.STAFF, Role.BRANCH_MANAGER, Role.ADMIN}
+# roles that see feedback, metrics and cases (a branch manager: of their branches)
+CX_ROLES = {Role.CX_AGENT, Role.BRANCH_MANAGER, Role.EXECUTIVE, Role.ADMIN}
 
 user_branches = Table(
     "user_branches",
