@@ -14,6 +14,16 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(config_module.INSTANCE_DIR))
     app.config.from_mapping(config_module.load(profile))
     app.config.update(overrides)
+    proxies = int(app.config.get("PROXY_COUNT") or 0)
+    if proxies:
+        # behind a reverse proxy: the client's address (rate limits per address) and the
+        # scheme and host of links come from the proxy's X-Forwarded-* headers, trusting
+        # exactly `PROXY_COUNT` hops and no more (a client can't forge its address)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=0
+        )
 
     from . import models  # noqa: F401  (every model registered before anything binds)
     from .extensions import babel, db, migrate, socketio

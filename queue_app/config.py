@@ -106,6 +106,8 @@ class Config:
     OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
     # reminders before an appointment: offsets like 1d, 24h, 2h, 30m
     APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
+    # reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none)
+    PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
     # urgent messages (one-time codes, "it is your turn") right after their commit: "thread"
     # (a background sender per process), "sync" (in the committing thread, after the commit:
     # tests), "off" (left to the outbox job)
@@ -150,6 +152,8 @@ class EmbeddedConfig(Config):
 
 class ProductionConfig(Config):
     PROFILE = "production"
+    # reverse proxies in front of gunicorn whose X-Forwarded-* headers are trusted (0: none)
+    PROXY_COUNT = int(_env("PROXY_COUNT", "1"))
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     SESSION_PROTECTION = "strong"

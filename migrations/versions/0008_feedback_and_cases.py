@@ -5,6 +5,7 @@ Revises: 0007
 Create Date: 2026-12-03 03:36:13
 
 `tickets.quoted_wait_s` keeps the wait the customer was told at issue (existing rows: unknown).
+`tickets.previous_id` gets its index (a transfer's successor; deletes check it).
 A device can be a feedback tablet (`device_kind` "feedback") paired with one counter.
 """
 from alembic import op
@@ -177,11 +178,13 @@ def upgrade():
 
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('quoted_wait_s', sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_tickets_previous_id'), ['previous_id'], unique=False)
 
 
 
 def downgrade():
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tickets_previous_id'))
         batch_op.drop_column('quoted_wait_s')
 
     with op.batch_alter_table("devices", schema=None) as batch_op:

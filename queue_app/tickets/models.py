@@ -153,7 +153,8 @@ class Ticket(db.Model):
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     # only this counter may call the ticket (transfer to a counter, resume after hold)
     target_counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id"))
-    previous_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # indexed: a step's successor is looked up by it, and deleting a ticket checks it
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     outcome_code: Mapped[str | None] = mapped_column(String(40))
     notes: Mapped[str | None] = mapped_column(Text)  # staff notes on this step
     handover_note: Mapped[str | None] = mapped_column(Text)  # for the next member of staff
