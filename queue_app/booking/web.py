@@ -11,6 +11,11 @@ Booking, from a branch's page (`/b/<code>`):
 4. `/appointments/<manage token>/booked`: the confirmation (code, QR code, calendar file,
    manage link).
 
+The confirmation and the manage page remember the appointment in the browser's session
+(`mobile.common.remember_appointment`): the entrance poster's "I'm here" scan then offers to
+check it in on the phone (`mobile/arrival.py`). On the day, both pages say how to check in and
+when (the window in the branch's time).
+
 Changing it, through the signed manage link (`booking/links.py`) that the confirmation page,
 e-mail and SMS carry: `/appointments/<token>` shows the booking; `.../reschedule` picks
 another time of the same service; `.../cancel` asks once more, then cancels;
@@ -29,13 +34,21 @@ from flask import Blueprint, current_app, make_response, redirect, request, url_
 from flask_babel import lazy_gettext as _l
 from jinja2 import TemplateNotFound
 
+from ..branches.models import LateArrival
 from ..core.errors import DomainError, NotFound
 from ..core.types import utcnow
 from ..extensions import db, limiter
 from ..kiosk.qr import qr_svg
-from ..mobile.common import current_lang, find_branch, page, speak_branch_language
+from ..mobile.arrival import check_in_times
+from ..mobile.common import (
+    current_lang,
+    find_branch,
+    page,
+    remember_appointment,
+    speak_branch_language,
+)
 from ..notify.content import calendar_for, local_when
-from . import links
+from . import checkin, links
 from . import services as booking
 from .models import AppointmentStatus
 
@@ -403,8 +416,25 @@ def _managed(token: str):
     return appointment
 
 
+def _checking_in(appointment, now: datetime, lang: str) -> dict | None:
+    """How to check in a booked appointment of today (None on another day): the window in the
+    branch's time, whether it is open, closed (`late`) or not yet, and the branch's late rule."""
+    branch = appointment.branch
+    if appointment.status != AppointmentStatus.BOOKED:
+        return None
+    if branch.business_day(appointment.start) != branch.business_day(now):
+        return None
+    opens, closes = checkin.window(appointment)
+    return {
+        **check_in_times(appointment, lang),
+        "state": "early" if now < opens else ("open" if now <= closes else "late"),
+        "walk_in": branch.late_arrival == LateArrival.WALK_IN,
+    }
+
+
 def _booking_context(appointment, token: str) -> dict:
     lang = current_lang()
+    now = utcnow()
     return {
         "appointment": appointment,
         "branch": appointment.branch,
@@ -414,22 +444,27 @@ def _booking_context(appointment, token: str) -> dict:
         "token": token,
         "manage_url": links.manage_url(appointment),
         "qr": qr_svg(appointment.code, label=str(_l("QR code of your booking code"))),
-        "changeable": appointment.status == AppointmentStatus.BOOKED
-        and appointment.start > utcnow(),
+        "changeable": appointment.status == AppointmentStatus.BOOKED and appointment.start > now,
+        "checking_in": _checking_in(appointment, now, lang),
         "lang": lang,
     }
 
 
 @bp.get("/appointments/<token>/booked")
 def booked(token):
-    """The confirmation: what to show at the kiosk, the calendar file, the manage link."""
+    """The confirmation: what to show at the kiosk, the calendar file, the manage link. The
+    booking is remembered in this browser's session: scanned at the entrance, the poster
+    offers to check it in (mobile/arrival.py)."""
     appointment = _managed(token)
+    remember_appointment(appointment.id)
     return page("booking/booked.html", **_booking_context(appointment, token))
 
 
 @bp.get("/appointments/<token>")
 def manage(token):
+    """The booking through its link (remembered in this browser, like the confirmation)."""
     appointment = _managed(token)
+    remember_appointment(appointment.id)
     return page("booking/manage.html", **_booking_context(appointment, token))
 
 

@@ -1,5 +1,6 @@
 """What the phone pages share: finding the branch or ticket of a URL, rendering in the right
-language, absolute links for QR codes, the tickets this phone joined."""
+language, absolute links for QR codes, the tickets this phone joined and the appointments it
+booked or opened."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from ..tickets.queries import ticket_by_token
 # scan at the entrance); a handful at most
 JOINED_KEY = "mobile_joined"
 JOINED_MAX = 5
+# the ids of the appointments booked or opened (manage link) in this browser, newest last: the
+# entrance poster offers to check them in (the session is a signed cookie: not forgeable)
+APPOINTMENTS_KEY = "mobile_appointments"
+APPOINTMENTS_MAX = 5
 # the join that waits for its one-time code: {"branch", "service", "contact"}
 PENDING_KEY = "mobile_pending_join"
 
@@ -76,6 +81,27 @@ def joined_tokens() -> list[str]:
     if not isinstance(tokens, list):
         return []
     return [t for t in reversed(tokens) if isinstance(t, str)]
+
+
+def remember_appointment(appointment_id: int) -> None:
+    stored = session.get(APPOINTMENTS_KEY)
+    ids = [i for i in stored if _is_id(i)] if isinstance(stored, list) else []
+    if ids[-1:] == [appointment_id]:
+        return  # already the newest: the cookie stays as it is
+    ids = [i for i in ids if i != appointment_id] + [appointment_id]
+    session[APPOINTMENTS_KEY] = ids[-APPOINTMENTS_MAX:]
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def appointment_ids() -> list[int]:
+    """The appointments this browser booked or opened, newest first."""
+    ids = session.get(APPOINTMENTS_KEY, [])
+    if not isinstance(ids, list):
+        return []
+    return [i for i in reversed(ids) if _is_id(i)]
 
 
 def plural_pattern(singular: str, plural: str) -> dict:

@@ -1,4 +1,5 @@
-"""Why joining a queue remotely was refused, in the customer's words (by domain error code)."""
+"""Why joining a queue remotely, or checking in an appointment at the entrance, was refused,
+in the customer's words (by domain error code)."""
 
 from flask_babel import lazy_gettext as _l
 
@@ -47,3 +48,37 @@ def message_for(code: str | None) -> str:
     if code.startswith("intake_"):
         code = code[len("intake_") :]
     return str(MESSAGES.get(code, FALLBACK))
+
+
+# the entrance scan with another branch's key, or none
+BAD_KEY = _l(
+    "This QR code is not the one at this branch's entrance. Scan the poster at the entrance "
+    "again, or ask our staff for help."
+)
+
+# why an appointment was not checked in on the phone (booking/checkin.py, mobile/arrival.py)
+CHECK_IN_MESSAGES = {
+    "wrong_arrival_key": BAD_KEY,
+    "unknown_booking": _l(
+        "This phone has no such booking at this branch. Open your booking's link on this phone "
+        "and scan again, or type your booking code at the kiosk."
+    ),
+    "booking_not_active": _l(
+        "This booking cannot be checked in: it was cancelled or its time has passed."
+    ),
+    # %(time)s: when check-in opens, in the branch's time ("09:30", or a day and time)
+    "too_early": _l("It is too early to check in. You can check in from %(time)s."),
+    "too_late": _l(
+        "The time to check in for this booking has passed. Please take a ticket at the kiosk, "
+        "or ask our staff for help."
+    ),
+}
+CHECK_IN_FALLBACK = _l("We could not check you in. Please try again, or ask our staff for help.")
+
+
+def check_in_message(code: str | None, **values) -> str:
+    """Why an appointment was not checked in (`values` fill the message's placeholders)."""
+    message = CHECK_IN_MESSAGES.get(code or "")
+    if message is None:
+        return str(CHECK_IN_FALLBACK)
+    return str(message) % values if values else str(message)
