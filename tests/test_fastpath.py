@@ -131,6 +131,17 @@ def test_both_paths_write_the_same_rows_and_answer_the_same_bytes(
     assert snapshots[True] == snapshots[False]
     assert events[True] == events[False]
     assert len(events[True]) == 1 and events[True][0]["kind"] == "issued"
+    _quoted_wait_is_what_the_answer_shows(snapshots[True], answers[True])
+
+
+def _quoted_wait_is_what_the_answer_shows(snapshot, answer: bytes):
+    """The new ticket stores the wait its answer shows (feedback's "quoted wait")."""
+    import json
+
+    shown = json.loads(answer)
+    new = max(snapshot["tickets"], key=lambda r: r["id"])
+    assert new["number"] == shown["number"]
+    assert new["quoted_wait_s"] == shown["estimated_wait_s"]
 
 
 def test_the_fast_path_is_taken_on_postgresql(app, client, make, now, monkeypatch, pg):
@@ -210,6 +221,28 @@ def test_issue_plain_answers_what_the_orm_path_answers(
     assert answers[True] == answers[False]
     assert snapshots[True] == snapshots[False]
     assert events[True] == events[False]
+    _quoted_wait_is_what_the_answer_shows(snapshots[True], answers[True].encode())
+
+
+def test_the_quoted_wait_counts_the_queue_and_the_open_counters(app_ctx, make, now, pg):
+    """Hand-computed: 3 waiting for teller, 2 tellers open, 240 s each -> ceil(4 x 240 / 2) =
+    480 s on both paths; with no counter open, None."""
+    for fast in (True, False):
+        b = _situation(make, now, open_counters=2, waiting=3)
+        teller = make.service(b, "teller")
+        loans = make.service(b, "loans")
+        if not fast:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(fastpath, "applies", lambda *_a, **_k: False)
+                t = engine.issue_ticket(b, teller, now=now + timedelta(seconds=1))
+                idle = engine.issue_ticket(b, loans, now=now + timedelta(seconds=1))
+        else:
+            t = engine.issue_ticket(b, teller, now=now + timedelta(seconds=1))
+            idle = engine.issue_ticket(b, loans, now=now + timedelta(seconds=1))
+        db.session.commit()
+        db.session.expire_all()
+        assert (t.quoted_wait_s, idle.quoted_wait_s) == (480, None), fast
+        empty_database()
 
 
 def test_issue_plain_writes_nothing_when_it_does_not_apply(app_ctx, make, now, is_postgres):

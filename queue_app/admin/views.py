@@ -1,4 +1,5 @@
-"""Pairing and revoking kiosks and lobby displays (admins, and managers for their branches)."""
+"""Pairing and revoking kiosks, lobby displays and feedback tablets (admins, and managers for
+their branches). A feedback tablet is paired with one counter of its branch."""
 
 from __future__ import annotations
 
@@ -49,12 +50,20 @@ def _messages():
         "expired": _("This pairing code has expired. The device shows a new one: enter that code."),
         "already_paired": _("This device is paired already."),
         "bad_name": _("Give the device a name of 1 to 80 characters."),
+        "counter_required": _("This device is a feedback tablet: choose the counter it stands at."),
+        "wrong_counter": _(
+            "That counter is not in the chosen branch. Choose a counter of the device's branch."
+        ),
         "forbidden": _("You may not manage the devices of this branch."),
     }
 
 
 def _kind_names():
-    return {DeviceKind.KIOSK: _("Ticket kiosk"), DeviceKind.DISPLAY: _("Lobby display")}
+    return {
+        DeviceKind.KIOSK: _("Ticket kiosk"),
+        DeviceKind.DISPLAY: _("Lobby display"),
+        DeviceKind.FEEDBACK: _("Feedback tablet"),
+    }
 
 
 def _state_names():
@@ -88,6 +97,7 @@ def _rows(now):
                 "kind": kinds[device.kind],
                 "name": device.name,
                 "branch": device.branch,
+                "counter": device.counter if device.kind == DeviceKind.FEEDBACK else None,
                 "state": state,
                 "state_name": states[state],
                 "last_seen": _when(device.last_seen_at, device.branch),
@@ -104,11 +114,12 @@ def _rows(now):
 
 def _page(*, status=200, error=None, form=None):
     now = utcnow()
+    branches = manageable_branches(current_user)
     response = current_app.make_response(
         render_template(
             "admin/devices.html",
             rows=_rows(now),
-            branches=manageable_branches(current_user),
+            branches=branches,
             error=error,
             form=form or {},
             code_length=PAIRING_LENGTH,
@@ -137,6 +148,8 @@ def pair():
         "code": request.form.get("code", "")[:40],
         "name": request.form.get("name", "")[:200],
         "branch": request.form.get("branch", "")[:20],
+        # feedback tablets only: the counter the tablet stands at ("" for other kinds)
+        "counter": request.form.get("counter", "")[:20],
     }
     branch = None
     if form["branch"].isdigit():
@@ -144,7 +157,14 @@ def pair():
     if branch is None or not branch.active:
         return _page(status=422, error=_("Choose the branch of the device."), form=form)
     try:
-        device = pair_device(form["code"], branch, current_user, name=form["name"], now=utcnow())
+        device = pair_device(
+            form["code"],
+            branch,
+            current_user,
+            name=form["name"],
+            now=utcnow(),
+            counter_id=int(form["counter"]) if form["counter"].isdigit() else None,
+        )
     except DomainError as error:
         db.session.rollback()
         message = _messages().get(error.code, _("The device could not be paired."))

@@ -1,4 +1,4 @@
-"""Registering, pairing and revoking kiosks and lobby displays."""
+"""Registering, pairing and revoking kiosks, lobby displays and feedback tablets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 
 from ..accounts.models import Role, User
-from ..branches.models import Branch
+from ..branches.models import Branch, Counter
 from ..core.errors import InvalidInput, NotAllowed, NotFound
 from ..core.events import publish
 from ..extensions import db
@@ -151,8 +151,19 @@ def devices_for(actor: User, *, now: datetime) -> list[Device]:
     )
 
 
-def pair_device(code: str, branch: Branch, actor: User, *, name: str, now: datetime) -> Device:
-    """Pair the device showing `code` with `branch`."""
+def pair_device(
+    code: str,
+    branch: Branch,
+    actor: User,
+    *,
+    name: str,
+    now: datetime,
+    counter_id: int | None = None,
+) -> Device:
+    """Pair the device showing `code` with `branch`.
+
+    A feedback tablet is also paired with one counter of that branch (`counter_id`, required
+    for that kind); other kinds ignore it."""
     if not can_manage_devices(actor, branch):
         raise NotAllowed("only an admin or the branch's manager pairs its devices")
     code = normalise_code(code)
@@ -168,7 +179,15 @@ def pair_device(code: str, branch: Branch, actor: User, *, name: str, now: datet
         raise InvalidInput("the device is paired already", "already_paired")
     if device.pairing_expires_at is None or device.pairing_expires_at <= now:
         raise InvalidInput("this pairing code has expired; the device shows a new one", "expired")
+    counter = None
+    if device.kind == DeviceKind.FEEDBACK:
+        if counter_id is None:
+            raise InvalidInput("a feedback tablet is paired with a counter", "counter_required")
+        counter = db.session.get(Counter, counter_id)
+        if counter is None or counter.branch_id != branch.id:
+            raise InvalidInput("that counter is not a counter of the branch", "wrong_counter")
     device.branch = branch
+    device.counter = counter
     device.name = name
     device.paired_at = now
     device.paired_by = actor

@@ -13,7 +13,11 @@ from .web import current_device, device_required, seen
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 
 # the page each kind of device shows once paired (built by the kiosk and display blueprints)
-SURFACES = {DeviceKind.KIOSK: "kiosk.index", DeviceKind.DISPLAY: "display.index"}
+SURFACES = {
+    DeviceKind.KIOSK: "kiosk.index",
+    DeviceKind.DISPLAY: "display.index",
+    DeviceKind.FEEDBACK: "feedback_tablet.index",
+}
 
 
 def _kind(value: str | None) -> DeviceKind | None:
@@ -35,7 +39,7 @@ def status():
     pages): the state of this browser's device of `kind`. Never registers anything."""
     kind = _kind(request.args.get("kind"))
     if kind is None:
-        return _json_error(400, "bad_kind", "give ?kind=kiosk or ?kind=display")
+        return _json_error(400, "bad_kind", "give ?kind=kiosk, ?kind=display or ?kind=feedback")
     now = utcnow()
     device = current_device(kind)
     if device is None:

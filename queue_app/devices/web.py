@@ -98,6 +98,7 @@ def pairing_screen(device: Device, kind: DeviceKind, token: str | None = None):
     kind_names = {
         DeviceKind.KIOSK: N_("Ticket kiosk"),
         DeviceKind.DISPLAY: N_("Lobby display"),
+        DeviceKind.FEEDBACK: N_("Feedback tablet"),
     }
     texts = both_languages(
         N_("Pair this device"),

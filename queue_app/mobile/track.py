@@ -101,6 +101,12 @@ def arrival_policy(branch) -> str:
     )
 
 
+def _rate_link(ticket):
+    from ..feedback.web import rate_link  # "Rate your visit" (feedback/web.py)
+
+    return rate_link(ticket)
+
+
 def _context(ticket) -> dict:
     view = ticket_view(ticket)
     branch = ticket.branch
@@ -139,6 +145,7 @@ def _context(ticket) -> dict:
         "awaiting_arrival": awaiting_arrival(ticket),
         "arrival_policy": arrival_policy(branch),
         "can_leave": ticket.status in LEAVABLE,
+        "rate_url": _rate_link(ticket),
         "refresh_s": REFRESH_S if ticket.is_active else None,
         "lang": lang,
     }

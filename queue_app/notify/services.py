@@ -91,6 +91,7 @@ def enqueue(
     dedupe_key: str | None = None,
     now: datetime,
     urgent: bool = False,
+    not_before: datetime | None = None,
 ) -> OutboxMessage | None:
     """Add a message to the outbox in the current unit of work (flushes, never commits).
 
@@ -101,6 +102,7 @@ def enqueue(
 
     `urgent`: delivered right after the commit (see the module's docstring), not at the next
     run of the outbox job; the job still sends it if the urgent sender could not.
+    `not_before`: the first attempt waits until then (a rating invitation, after a delay).
     """
     values = {
         "kind": kind,
@@ -117,7 +119,7 @@ def enqueue(
         "attachments": [dict(a) for a in attachments],
         "status": OutboxStatus.PENDING,
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": max(now, not_before) if not_before is not None else now,
         "created_at": now,
     }
     if dedupe_key is None:

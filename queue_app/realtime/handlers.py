@@ -4,6 +4,7 @@
 | --- | --- | --- |
 | a paired lobby display | device cookie `qa_device_display` | `display:<branch id>` |
 | a paired kiosk | its device cookie `qa_device_kiosk` | `kiosk:<branch id>` |
+| a feedback tablet | device cookie `qa_device_feedback` | `feedback:<branch id>:<counter id>` |
 | signed-in staff | session cookie + auth `{"branch": code}` | `staff:<branch id>` |
 | a customer's phone | auth `{"ticket": visit token}` | `ticket:<ticket id>` |
 
@@ -104,7 +105,9 @@ class FloorNamespace(Namespace):
                 browser=browser_key(session),
             )
         wanted = auth.get("device")
-        kinds = [DeviceKind(wanted)] if wanted in ("display", "kiosk") else list(DeviceKind)
+        kinds = (
+            [DeviceKind(wanted)] if wanted in ("display", "kiosk", "feedback") else list(DeviceKind)
+        )
         kinds.sort(key=lambda k: k != DeviceKind.DISPLAY)
         for kind in kinds:
             device = device_for_token(request.cookies.get(cookie_name(kind)))
@@ -112,6 +115,16 @@ class FloorNamespace(Namespace):
                 continue
             if not device.is_paired:
                 raise ConnectionRefusedError("device_not_paired")
+            if kind == DeviceKind.FEEDBACK:
+                # a feedback tablet hears the visits finished at its own counter only
+                if device.counter_id is None:
+                    raise ConnectionRefusedError("device_not_paired")
+                return Connection(
+                    kind.value,
+                    device.branch_id,
+                    f"feedback:{device.branch_id}:{device.counter_id}",
+                    device_id=device.id,
+                )
             return Connection(
                 kind.value,
                 device.branch_id,
@@ -156,6 +169,9 @@ class FloorNamespace(Namespace):
                 return payloads.staff_snapshot(db.session, branch)
             if conn.audience == "kiosk":
                 return payloads.kiosk_snapshot(db.session, branch)
+            if conn.audience == "feedback":
+                tablet = db.session.get(Device, conn.device_id)
+                return payloads.feedback_snapshot(db.session, tablet)
             device = db.session.get(Device, conn.device_id)
             return payloads.display_snapshot(db.session, branch, device.settings if device else {})
         finally:

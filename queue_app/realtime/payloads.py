@@ -260,6 +260,21 @@ def staff_snapshot(session, branch: Branch) -> dict:
     }
 
 
+def feedback_snapshot(session, device) -> dict:
+    """A feedback tablet's state (`feedback/tablet_state.py`): the survey it shows, if any."""
+    from ..core.types import utcnow
+    from ..feedback.tablet_state import tablet_state
+
+    seq = _seq(session, device.branch_id)
+    return {
+        "audience": "feedback",
+        "seq": seq,
+        # a tablet hears only the finishes of its own counter: gaps are normal
+        "every_seq": False,
+        **tablet_state(device, utcnow()),
+    }
+
+
 def ticket_view(ticket: Ticket) -> dict:
     position, estimate = queries.standing(ticket)
     return {
@@ -376,6 +391,15 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
                     out.append((room, public))
         if want(f"staff:{branch_id}"):
             out.append((f"staff:{branch_id}", staff))
+        if e.kind == "finish" and e.to_status == TicketStatus.FINISHED.value and counter:
+            # the feedback tablets of the counter show the survey of the step just finished
+            room = f"feedback:{branch_id}:{counter.id}"
+            if want(room):
+                from ..feedback.tablet_state import finished_survey
+
+                survey = finished_survey(ticket, counter.id)
+                if survey is not None:
+                    out.append((room, {**base, "survey": survey}))
         if ticket is not None and want(f"ticket:{ticket.id}"):
             out.append(
                 (

@@ -149,7 +149,9 @@ class Pusher:
         todo = {
             branch_id: seqs
             for branch_id, seqs in batch.items()
-            if phones or any(wanted(f"{kind}:{branch_id}") for kind in AUDIENCES)
+            if phones
+            or any(wanted(f"{kind}:{branch_id}") for kind in AUDIENCES)
+            or _tablets(rooms, branch_id)
         }
         if not todo:
             return
@@ -168,6 +170,15 @@ class Pusher:
                             self.sent += len(step)
             finally:
                 db.session.rollback()
+
+
+def _tablets(rooms: dict, branch_id: int) -> bool:
+    """Whether a feedback tablet of the branch listens here (`feedback:<branch>:<counter>`)."""
+    prefix = f"feedback:{branch_id}:"
+    return any(
+        isinstance(room, str) and room.startswith(prefix) and members
+        for room, members in list(rooms.items())
+    )
 
 
 def pusher(app=None) -> Pusher | None:

@@ -22,6 +22,12 @@ data-modifying statement (`ISSUE`):
    serving the service, its expected duration and names (read in the statement's snapshot,
    which does not see the new ticket itself; the ORM path reads the same after its commit).
 
+The ticket stores the wait its customer is shown (`quoted_wait_s`, what feedback compares
+with the actual wait): computed inside `t` from `ok`'s counts with the formula of
+`queries.standing` (ceil((ahead + 1) x expected duration / open counters), NULL when no
+counter is open), in integer arithmetic, so the stored value, the answer and the ORM path's
+`queries.quoted_wait_at_issue` agree to the second.
+
 The journal guarantee is `journal.py`'s: the branch row stays locked from this statement
 until the COMMIT that follows it, so per-branch sequence numbers are strictly increasing in
 commit order and a reader never sees a gap. A request is one round trip plus COMMIT, and no
@@ -95,14 +101,18 @@ WITH ok AS MATERIALIZED (
   RETURNING id
 ), t AS (
   INSERT INTO tickets (visit_id, step, branch_id, service_id, business_day, sequence, number,
-                       priority, source, status, issued_at, queue_since, recall_count)
+                       priority, source, status, issued_at, queue_since, recall_count,
+                       quoted_wait_s)
   SELECT v.id, 1, :branch_id, :service_id, :day, seq.last_value,
          :prefix || CASE WHEN seq.last_value < 1000
                          THEN lpad(seq.last_value::text, 3, '0')
                          ELSE seq.last_value::text END,
-         :priority, :source, '{WAITING}', :now, :now, 0
-  FROM v, seq
-  RETURNING id, visit_id, sequence, number
+         :priority, :source, '{WAITING}', :now, :now, 0,
+         CASE WHEN ok.open_counters = 0 THEN NULL
+              ELSE ((ok.ahead + 1) * ok.expected_duration_s + ok.open_counters - 1)
+                   / ok.open_counters END
+  FROM v, seq, ok
+  RETURNING id, visit_id, sequence, number, quoted_wait_s
 ), b AS (
   UPDATE branches SET event_seq = branches.event_seq + 1
   FROM t
@@ -115,7 +125,7 @@ WITH ok AS MATERIALIZED (
          CAST(:actor_id AS integer), '{WAITING}', CAST(:data AS json)
   FROM t, b
 )
-SELECT t.id, t.visit_id, t.sequence, t.number, b.event_seq,
+SELECT t.id, t.visit_id, t.sequence, t.number, t.quoted_wait_s, b.event_seq,
        ok.ahead, ok.open_counters, ok.expected_duration_s, ok.name, ok.names
 FROM t, b, ok
 """
@@ -332,6 +342,7 @@ def issue(
         outcome_code=None,
         notes=None,
         handover_note=None,
+        quoted_wait_s=row.quoted_wait_s,
     )
     _attach(session, visit, {"branch": branch, "customer": None, "tickets": [ticket]})
     _attach(

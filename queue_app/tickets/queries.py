@@ -69,6 +69,38 @@ def standing(ticket: Ticket) -> tuple[int | None, int | None]:
     return pos, math.ceil(pos * ticket.service.expected_duration_s / row.open)
 
 
+def quoted_wait_at_issue(branch_id: int, service, now) -> int | None:
+    """The estimate a ticket of `service` issued at `now` is shown (kiosk, API, phone), before
+    it is inserted: `standing`'s formula for the place behind every ticket waiting in the
+    service's queue since `now` or earlier. Stored as `Ticket.quoted_wait_s`; the one-statement
+    path (`fastpath.py`) computes the same inside its statement. None: no counter open.
+    """
+    ahead = (
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            Ticket.branch_id == branch_id,
+            Ticket.status == TicketStatus.WAITING,
+            Ticket.service_id == service.id,
+            Ticket.target_counter_id.is_(None),
+            Ticket.queue_since <= now,
+        )
+    )
+    serving = (
+        select(func.count())
+        .select_from(CounterService)
+        .join(Counter, Counter.id == CounterService.counter_id)
+        .where(CounterService.service_id == service.id, Counter.status == CounterStatus.OPEN)
+    )
+    row = db.session.execute(
+        select(ahead.scalar_subquery().label("ahead"), serving.scalar_subquery().label("open"))
+    ).one()
+    if row.open == 0:
+        return None
+    # integer ceiling, as the statement of fastpath.py computes it
+    return -(-(row.ahead + 1) * service.expected_duration_s // row.open)
+
+
 def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int | None]]:
     """`standing` of every ticket of a branch's whole waiting list, in two queries.
 

@@ -8,6 +8,7 @@ the actor's right to act, changes the ticket and appends to the journey log.
 
 from __future__ import annotations
 
+import math
 import secrets
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ from ..core.errors import Conflict, IllegalTransition, InvalidInput, NotAllowed,
 from ..customers.models import Customer
 from ..extensions import db
 from ..routing import policy as routing
-from . import fastpath, journal, states
+from . import fastpath, journal, queries, states
 from .models import PRIORITY_RANK, Priority, Source, Ticket, TicketSequence, TicketStatus, Visit
 
 TOKEN_BYTES = 24  # 192 bits
@@ -105,6 +106,7 @@ def issue_ticket(
         if ticket is not None:
             return ticket
         # nothing written: the rows are not what the objects say; the ORM path decides
+    quoted = quoted_wait(branch, service, now=now, appointment_due_at=appointment_due_at)
     visit = Visit(
         branch_id=branch.id,
         customer_id=customer.id if customer else None,
@@ -134,6 +136,7 @@ def issue_ticket(
         recall_count=0,
         arrival_confirmed=not awaiting_arrival,
         moved_back_count=0,
+        quoted_wait_s=quoted,
     )
     db.session.add(ticket)
     db.session.flush()
@@ -150,6 +153,22 @@ def issue_ticket(
         data=data,
     )
     return ticket
+
+
+def quoted_wait(
+    branch: Branch, service: Service, *, now: datetime, appointment_due_at: datetime | None
+) -> int | None:
+    """The wait a new ticket's customer is told, stored as `Ticket.quoted_wait_s`.
+
+    An appointment checked in on time is told "we will call your number around <start>"
+    (kiosk, booking/checkin.py): its quoted wait is the time left until the start (0 when
+    early is over). Every other ticket is shown the queue-length estimate
+    (`queries.quoted_wait_at_issue`, the same as the one-statement path); None when no
+    counter serving the service is open (the customer is told "not known yet").
+    """
+    if appointment_due_at is not None:
+        return max(0, math.ceil((appointment_due_at - now).total_seconds()))
+    return queries.quoted_wait_at_issue(branch.id, service, now)
 
 
 def issue_plain(
