@@ -61,6 +61,8 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .cx import bp as cx_bp
     from .devices.views import bp as devices_bp
     from .display import bp as display_bp
+    from .feedback.tablet import bp as feedback_tablet_bp
+    from .feedback.web import bp as feedback_pages_bp
     from .kiosk import bp as kiosk_bp
     from .mobile import bp as mobile_bp
     from .realtime import init_realtime
@@ -75,6 +77,8 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
         kiosk_bp,
         counter_bp,
         display_bp,
+        feedback_tablet_bp,
+        feedback_pages_bp,
         booking_bp,
         mobile_bp,
         cx_bp,
@@ -84,6 +88,14 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .notify.receivers import init_notify
 
     init_notify(app)  # the outbox hears about bookings (and writes their confirmations)
+    from .feedback.invitations import init_invitations
+
+    init_invitations(app)  # a finished visit step: its rating invitation (sent or skipped)
+    from .cases.receivers import init_cases
+    from .cases.recovery import bp as case_recovery_bp
+
+    init_cases(app)  # feedback that meets its touchpoint's criteria opens a case
+    app.register_blueprint(case_recovery_bp)
 
     from .cli import register_cli
 

@@ -135,3 +135,6 @@ def jobs_close_days():
 def register_cli(app):
     for group in (demo_cli, users_cli, tokens_cli, jobs_cli):
         app.cli.add_command(group)
+    from .cases.cli import cases_cli
+
+    app.cli.add_command(cases_cli)

@@ -129,6 +129,35 @@ class Config:
     REMOTE_CODE_TTL_S = int(_env("REMOTE_CODE_TTL_S", "600"))
     REMOTE_CODE_MAX_TRIES = int(_env("REMOTE_CODE_MAX_TRIES", "5"))
 
+    # --- feedback (feedback/) ---
+    # the rating invitation by e-mail/SMS waits this long after the visit (a tablet answer first)
+    FEEDBACK_INVITE_DELAY_S = int(_env("FEEDBACK_INVITE_DELAY_S", "600"))
+    # posting a rating (API and phone pages), per network address
+    FEEDBACK_RATE_LIMIT = _env("FEEDBACK_RATE_LIMIT", "30 per minute")
+    # the feedback tablet: rating token life, how long after a finish it offers the survey,
+    # the thank-you screen, and when an untouched survey goes back to idle
+    FEEDBACK_TABLET_TOKEN_S = int(_env("FEEDBACK_TABLET_TOKEN_S", "300"))
+    FEEDBACK_TABLET_WINDOW_S = int(_env("FEEDBACK_TABLET_WINDOW_S", "180"))
+    FEEDBACK_TABLET_THANKS_S = int(_env("FEEDBACK_TABLET_THANKS_S", "8"))
+    FEEDBACK_TABLET_IDLE_S = int(_env("FEEDBACK_TABLET_IDLE_S", "60"))
+    # metrics: below this many answers a score is marked "n too small"; wait buckets (minutes)
+    METRICS_MIN_N = int(_env("METRICS_MIN_N", "30"))
+    METRICS_WAIT_BUCKETS_MIN = tuple(
+        int(x) for x in _env("METRICS_WAIT_BUCKETS_MIN", "5,10,20,30").split(",") if x.strip()
+    )
+
+    # --- cases (cases/) ---
+    # hours of each escalation level but the last (levels = count + 1)
+    CASE_LEVEL_HOURS = _env("CASE_LEVEL_HOURS", "48,24")
+    # usernames told at the last level; empty: every active executive
+    CASE_EXECUTIVES = _env("CASE_EXECUTIVES", "")
+    # count only the branch's opening hours (no weekends, closures, public holidays)
+    CASE_WORKING_HOURS_CLOCK = _env("CASE_WORKING_HOURS_CLOCK", "0") in ("1", "true", "yes")
+    CASE_SWEEP_BATCH = int(_env("CASE_SWEEP_BATCH", "200"))
+    CASE_RECOVERY_LINK_MAX_AGE_S = int(_env("CASE_RECOVERY_LINK_MAX_AGE_S", str(14 * 24 * 3600)))
+    # the weekly review: first contact within this many hours counts as followed up in time
+    REVIEW_SLA_HOURS = int(_env("REVIEW_SLA_HOURS", "48"))
+
     # --- booking pages (booking/web.py, booking/links.py) ---
     # how long the signed "change or cancel" link of a booking stays valid
     BOOKING_LINK_MAX_AGE_S = int(_env("BOOKING_LINK_MAX_AGE_S", str(90 * 24 * 3600)))
@@ -181,6 +210,7 @@ class TestingConfig(Config):
     REMOTE_CODE_RATE_LIMIT = "1000 per minute"
     REMOTE_JOIN_RATE_LIMIT = "1000 per minute"
     REMOTE_TICKET_RATE_LIMIT = "1000 per minute"
+    FEEDBACK_RATE_LIMIT = "1000 per minute"
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         _env("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3"))
     )

@@ -87,6 +87,7 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
     assert sorted(j.id for j in scheduler.get_jobs()) == [
         "close_past_business_days",
         "deliver_outbox",
+        "escalate_cases",
         "expire_appointment_holds",
         "mark_appointment_no_shows",
         "roll_up_waits",

@@ -87,7 +87,8 @@ def test_the_required_endpoints_are_there(spec):
 
 
 STAFF_PATHS = re.compile(
-    r"^/api/v1/(counters/\{counter_id\}/.+|tickets/\{ticket_id\}/.+|branches/\{code\}/(counters|queue))$"
+    r"^/api/v1/(counters/\{counter_id\}/.+|tickets/\{ticket_id\}/.+|branches/\{code\}/(counters|queue|settings|metrics)"
+    r"|cases(/\{case_id\}(/.+)?)?)$"
 )
 
 
@@ -95,7 +96,7 @@ def test_staff_endpoints_declare_bearer_security(spec):
     schemes = spec["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer"}
     staff = [(p, m, op) for p, m, op in _operations(spec) if STAFF_PATHS.match(p)]
-    assert len(staff) == 15
+    assert len(staff) == 25  # 15 floor, 2 settings, 1 metrics, 7 cases
     for path, method, operation in staff:
         assert operation.get("security") == [{"bearerAuth": []}], (path, method)
         for status in ("401", "403"):
@@ -174,6 +175,7 @@ def test_the_documented_security_is_what_the_endpoints_do(client, make, monkeypa
         "token": ticket["token"],
         "service": "teller",
         "booking_code": "ZZZZZZ",
+        "case_id": "1",
     }
     checked = 0
     for path, method, operation in _operations(spec):

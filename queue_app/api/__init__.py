@@ -112,10 +112,26 @@ def init_api(app):
 
     from ..extensions import csrf
     from . import appointments, branches, counters, meta, tickets
+    from . import cases as cases_api
+    from . import feedback as feedback_api
     from . import insights as insights_api
+    from . import metrics as metrics_api
     from . import remote as remote_api
+    from . import settings as settings_api
 
-    for module in (meta, branches, tickets, counters, appointments, insights_api, remote_api):
+    for module in (
+        meta,
+        branches,
+        tickets,
+        counters,
+        appointments,
+        insights_api,
+        remote_api,
+        feedback_api,
+        settings_api,
+        metrics_api,
+        cases_api,
+    ):
         # the API authenticates with bearer tokens, never with the session cookie
         csrf.exempt(module.blp)
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)

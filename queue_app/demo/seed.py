@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 from ..accounts.models import Role, User
 from ..accounts.services import create_user
 from ..branches.models import Branch, Counter, CounterService, PriorityPolicy, Service
+from ..cases.demo import seed_demo_cases
 from ..customers.models import Customer
 from ..devices.models import Device, DeviceKind
 from ..devices.services import digest
@@ -20,6 +21,7 @@ from ..insights.services import roll_up_branch
 from ..tickets.models import Priority, Source, Ticket, TicketStatus, Visit
 from ..tickets.services import TOKEN_BYTES, format_number, issue_ticket
 from . import data
+from .feedback import write_feedback
 
 
 def database_is_empty() -> bool:
@@ -60,6 +62,10 @@ def seed(now) -> list[tuple[str, str, str, str]]:
         # on by default; the test profile leaves it out (thousands of rows every seed)
         if current_app.config.get("DEMO_HISTORY", not current_app.testing):
             _history(now)
+            # ratings for a share of those visits, for the CX metrics (no cases opened)
+            write_feedback(data.HISTORY_BRANCHES, now)
+            # and a few cases at every level, so /cx/cases shows the ladder at work
+            seed_demo_cases(None, now)
         _opening_queue(now, customers)
     return created
 

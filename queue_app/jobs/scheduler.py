@@ -7,6 +7,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..booking import checkin
+from ..cases import jobs as cases_jobs
 from ..core.types import utcnow
 from ..insights import jobs as insights_jobs
 from ..notify import jobs as notify_jobs
@@ -20,6 +21,7 @@ JOBS = [
     ("deliver_outbox", notify_jobs.deliver_outbox, IntervalTrigger(seconds=30)),
     ("send_reminders", notify_jobs.send_reminders, IntervalTrigger(minutes=5)),
     ("roll_up_waits", insights_jobs.roll_up_waits, IntervalTrigger(hours=1)),
+    ("escalate_cases", cases_jobs.escalate_cases, IntervalTrigger(minutes=5)),
 ]
 
 
