@@ -26,6 +26,13 @@ def banner(app) -> str:
         f"  health            {base}/healthz",
         f"  counter screen    {base}/counter/   (sign in as budi.santoso)",
         f"  devices (admin)   {base}/admin/devices   (sign in as admin or dewi.lestari)",
+        f"  branch settings   {base}/admin/branches/JKT01/settings   (admin or dewi.lestari)",
+        f"  branch on a phone {base}/b/JKT01   (wait now, busy hours, join the queue, book)",
+        f"  book on a phone   {base}/b/JKT01/book",
+        f"  feedback tablet   {base}/feedback/tablet/   (pair it with a counter on /admin/devices)",
+        f"  CX metrics        {base}/cx/metrics   (sign in as lina.marlina)",
+        f"  CX cases          {base}/cx/cases",
+        f"  weekly review     {base}/cx/review",
     ]
     if app.config["PROFILE"] != "production":
         # the demo devices' tokens are public: demo only (see queue_app/demo/data.py)
@@ -33,7 +40,8 @@ def banner(app) -> str:
             label = f"{kind} {branch}"
             lines.append(f"  {label:<18}{base}/{kind}/?device_token={token}  ({name}, demo)")
     lines += [
-        "  demo accounts     admin, dewi.lestari (manager JKT01), budi.santoso (staff JKT01) ...",
+        "  demo accounts     admin, dewi.lestari (manager JKT01), budi.santoso (staff JKT01),",
+        "                    lina.marlina (CX agent), rudi.hartono (executive) ...",
         "                    password: demo-pass",
         "  API token         .venv/bin/flask --app queue_app tokens create budi.santoso",
         "Press Ctrl+C to stop.",
