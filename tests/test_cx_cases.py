@@ -125,8 +125,10 @@ def test_working_a_case_from_its_page(client, people):
     case = db.session.get(Case, people.case_ids[0])
     db.session.refresh(case)
     assert case.status == CaseStatus.RESOLVED and case.root_cause.value == "people"
-    done = text(client.get(f"{path}?lang=id"))
+    done = text(client.get(f"{path}?lang=en"))
     assert 'data-testid="resolve"' not in done and "Cek CCTV" in done
+    # the customer has a phone number: the recovery survey is on its way
+    assert "The customer will get the short recovery survey." in done
 
 
 @time_machine.travel(NOW, tick=False)

@@ -319,13 +319,18 @@ def _reopen_round(case: Case) -> int:
     return sum(1 for s in case.steps if s.kind == StepKind.REOPENED)
 
 
-def _send_recovery(case: Case, *, now: datetime) -> bool:
+def recovery_reachable(case: Case) -> bool:
+    """Whether the customer left a phone number or an e-mail address the recovery survey can
+    go to."""
     customer = db.session.get(Customer, case.customer_id) if case.customer_id else None
-    if customer is None:
+    return customer is not None and bool(channel_chain(phone=customer.phone, email=customer.email))
+
+
+def _send_recovery(case: Case, *, now: datetime) -> bool:
+    if not recovery_reachable(case):
         return False
+    customer = db.session.get(Customer, case.customer_id)
     chain = channel_chain(phone=customer.phone, email=customer.email)
-    if not chain:
-        return False
     response = db.session.get(FeedbackResponse, case.response_id)
     locale = content.pick_locale(
         response.locale if response else None, customer.locale, case.branch.locale

@@ -222,7 +222,7 @@ def case_detail(case_id):
     return _detail(_case(case_id))
 
 
-def _act(case_id: int, work, done_message: str):
+def _act(case_id: int, work, done_message):
     """Run one piece of case work from a form: commit and go back to the case, or show the
     page again with the refusal (its 4xx status) and what was typed."""
     case = _case(case_id)
@@ -235,7 +235,7 @@ def _act(case_id: int, work, done_message: str):
         message = str(ERROR_TEXT.get(error.code, error.message))
         return _detail(case, error=message, status=error.status, form=request.form)
     db.session.commit()
-    flash(done_message, "success")
+    flash(done_message(case) if callable(done_message) else done_message, "success")
     return redirect(url_for("cx.case_detail", case_id=case_id), code=303)
 
 
@@ -322,5 +322,12 @@ def case_resolve(case_id):
             reason_code=form.get("reason_code") or None,
             action_taken=form.get("action_taken"),
         ),
-        _("The case is resolved. The customer will get the short recovery survey."),
+        lambda case: (
+            _("The case is resolved. The customer will get the short recovery survey.")
+            if cases.recovery_reachable(case)
+            else _(
+                "The case is resolved. The customer left no contact details for the "
+                "recovery survey."
+            )
+        ),
     )

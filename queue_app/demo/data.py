@@ -29,6 +29,15 @@ PH_SERVICES = [
     ("remit", "R", "Pengiriman Uang", "Remittance", "transactions", 360, 600),
 ]
 
+# a sub-branch (KCP) and the smaller branches: two tellers, two customer-service desks, loans
+SUB_BRANCH_COUNTERS = [
+    ("Teller 1", ["teller"]),
+    ("Teller 2", ["teller", "cards"]),
+    ("CS 1", ["cs", "cards"]),
+    ("CS 2", ["cs", "loans"]),
+    ("Kredit", ["loans", "cs"]),
+]
+
 BRANCHES = [
     {
         "code": "JKT01",
@@ -75,13 +84,7 @@ BRANCHES = [
         "longitude": 106.8227,
         "services": ID_SERVICES[:4],
         "policy": "strict",
-        "counters": [
-            ("Teller 1", ["teller"]),
-            ("Teller 2", ["teller", "cards"]),
-            ("CS 1", ["cs", "cards"]),
-            ("CS 2", ["cs", "loans"]),
-            ("Kredit", ["loans", "cs"]),
-        ],
+        "counters": SUB_BRANCH_COUNTERS,
         "manager": ("rizal.pratama", "Rizal Pratama"),
         "staff": [
             ("dian.permata", "Dian Permata", ["teller", "cards"]),
@@ -101,13 +104,7 @@ BRANCHES = [
         "longitude": 106.8308,
         "services": ID_SERVICES[:4],
         "policy": "interleave",
-        "counters": [
-            ("Teller 1", ["teller"]),
-            ("Teller 2", ["teller", "cards"]),
-            ("CS 1", ["cs", "cards"]),
-            ("CS 2", ["cs", "loans"]),
-            ("Kredit", ["loans", "cs"]),
-        ],
+        "counters": SUB_BRANCH_COUNTERS,
         "manager": ("indra.kusuma", "Indra Kusuma"),
         "staff": [
             ("maya.anggraini", "Maya Anggraini", ["teller", "cards"]),
@@ -154,13 +151,7 @@ BRANCHES = [
         "longitude": 119.4125,
         "services": ID_SERVICES[:4],
         "policy": "aging",
-        "counters": [
-            ("Teller 1", ["teller"]),
-            ("Teller 2", ["teller", "cards"]),
-            ("CS 1", ["cs", "cards"]),
-            ("CS 2", ["cs", "loans"]),
-            ("Kredit", ["loans", "cs"]),
-        ],
+        "counters": SUB_BRANCH_COUNTERS,
         "manager": ("andi.baso", "Andi Baso"),
         "staff": [
             ("muh.ikhsan", "Muhammad Ikhsan", ["teller", "cards"]),

@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import itertools
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import expect
 
-from queue_app.accounts.models import Role
 from queue_app.devices.models import DeviceKind
 from queue_app.devices.services import register_device
-from queue_app.extensions import db, socketio
+from queue_app.extensions import socketio
 from queue_app.realtime import pusher
-from queue_app.tickets import services as engine
 
-from .. import factories
 from ..apihelp import fast_passwords
 from ..conftest import empty_database
 from ..servers import free_port, start_server
-from .conftest import ALWAYS_OPEN
+from .floor import LiveFloor
 
 pytestmark = pytest.mark.browser
 
@@ -42,84 +39,25 @@ def spelled(number: str) -> str:
     return " ".join(number)
 
 
-class Lobby:
-    """A branch with counters, a member of staff and a paired display, committed so that the
-    server (thread or process) sees them. Every action commits, as a request would."""
+class Lobby(LiveFloor):
+    """Three counters and a paired lobby display showing `messages`."""
 
     def __init__(self, app, code, locale, messages):
-        self.app = app
-        with app.app_context():
-            self.branch = factories.branch(
-                code,
-                locale=locale,
-                timezone="Asia/Jakarta" if locale == "id" else "Asia/Manila",
-                counters=[("Loket 1", ["teller"]), ("Loket 2", ["teller", "cs"]), ("CS 3", ["cs"])],
-            )
-            self.branch.name = "KCU Jakarta Sudirman" if locale == "id" else "Makati Ayala Branch"
-            self.branch.opening_hours = ALWAYS_OPEN
-            self.staff = [
-                factories.user(f"{code.lower()}-staff{i}", role=Role.STAFF, branches=[self.branch])
-                for i in range(3)
-            ]
-            now = datetime.now(UTC)
-            device, self.token = register_device(DeviceKind.DISPLAY, now=now)
-            device.branch = self.branch
-            device.paired_at = now
-            device.pairing_code = None
-            device.name = "Lobby TV"
-            device.settings = {"messages": messages}
-            db.session.commit()
-            self.branch_id = self.branch.id
-            self.counter_ids = {c.name: c.id for c in self.branch.counters}
-            self.staff_ids = [u.id for u in self.staff]
+        self.messages = messages
+        counters = [("Loket 1", ["teller"]), ("Loket 2", ["teller", "cs"]), ("CS 3", ["cs"])]
+        super().__init__(app, code, locale, counters=counters)
 
-    def _do(self, fn):
-        with self.app.app_context():
-            result = fn(datetime.now(UTC))
-            db.session.commit()
-            pusher(self.app).drain()
-            return result
+    def set_up(self, branch):
+        now = datetime.now(UTC)
+        device, self.token = register_device(DeviceKind.DISPLAY, now=now)
+        device.branch = branch
+        device.paired_at = now
+        device.pairing_code = None
+        device.name = "Lobby TV"
+        device.settings = {"messages": self.messages}
 
     def issue(self, service="teller", n=1):
-        from queue_app.branches.models import Branch
-
-        def go(now):
-            branch = db.session.get(Branch, self.branch_id)
-            return [
-                factories.ticket(branch, service, now=now + timedelta(milliseconds=i)).number
-                for i in range(n)
-            ]
-
-        return self._do(go)
-
-    def _counter_staff(self, counter):
-        from queue_app.accounts.models import User
-        from queue_app.branches.models import Counter
-
-        c = db.session.get(Counter, self.counter_ids[counter])
-        u = db.session.get(User, self.staff_ids[list(self.counter_ids).index(counter)])
-        return c, u
-
-    def call(self, counter):
-        def go(now):
-            c, u = self._counter_staff(counter)
-            if c.status.value != "open":
-                engine.open_counter(c, u, now=now)
-            active = engine.active_ticket(c)
-            if active is not None:
-                if active.status.value == "called":
-                    active = engine.start(active, u, now=now)
-                engine.finish(active, u, now=now, outcome="served")
-            return engine.call_next(c, u, now=now).number
-
-        return self._do(go)
-
-    def recall(self, counter):
-        def go(now):
-            c, u = self._counter_staff(counter)
-            return engine.recall(engine.active_ticket(c), u, now=now).number
-
-        return self._do(go)
+        return [number for number, _token in super().issue(n, service)]
 
 
 @pytest.fixture

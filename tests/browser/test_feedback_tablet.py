@@ -16,8 +16,7 @@ from flask_babel import force_locale, gettext
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from queue_app.accounts.models import Role, User
-from queue_app.branches.models import Branch, Counter
+from queue_app.branches.models import Branch
 from queue_app.devices.models import DeviceKind
 from queue_app.devices.services import register_device
 from queue_app.extensions import db, socketio
@@ -28,7 +27,7 @@ from queue_app.tickets import services as engine
 from .. import factories
 from ..apihelp import fast_passwords
 from ..conftest import empty_database
-from .conftest import ALWAYS_OPEN
+from .floor import LiveFloor
 
 pytestmark = pytest.mark.browser
 
@@ -37,58 +36,35 @@ LOCALES = {"id": "id-ID", "en": "en-US"}
 THANKS_S = 3  # FEEDBACK_TABLET_THANKS_S for these tests (8 s in service)
 
 
-class TabletCounter:
-    """A branch with two counters and their staff, and a feedback tablet paired with the first
-    counter, committed so the live server sees them. Every action commits and lets the pusher
-    send, as a request would."""
+class TabletCounter(LiveFloor):
+    """Two counters and their staff, and a feedback tablet paired with the first counter."""
 
     def __init__(self, app, locale, *, reasons=True):
-        self.app = app
+        self.reasons = reasons
         code = "JKT01" if locale == "id" else "MNL01"
-        with app.app_context():
-            branch = factories.branch(
-                code,
-                locale=locale,
-                timezone="Asia/Jakarta" if locale == "id" else "Asia/Manila",
-                country="ID" if locale == "id" else "PH",
-                counters=[("Loket 1", ["teller"]), ("Loket 2", ["teller"])],
-            )
-            branch.name = "KCU Jakarta Sudirman" if locale == "id" else "Makati Ayala Branch"
-            branch.opening_hours = ALWAYS_OPEN
-            staff = [
-                factories.user(f"{code.lower()}-staff{i}", role=Role.STAFF, branches=[branch])
-                for i in range(2)
-            ]
-            if not reasons:  # the touchpoint asks NPS and CSAT only
-                db.session.add(
-                    SurveyConfig(
-                        branch_id=branch.id,
-                        service_id=None,
-                        ask_nps=True,
-                        ask_csat=True,
-                        ask_ces=False,
-                        ask_comment=False,
-                        reasons=[],
-                    )
-                )
-            now = datetime.now(UTC)
-            device, self.token = register_device(DeviceKind.FEEDBACK, now=now)
-            device.branch = branch
-            device.counter = factories.counter(branch, "Loket 1")
-            device.paired_at = now
-            device.pairing_code = None
-            device.name = "Tablet Loket 1"
-            db.session.commit()
-            self.branch_id = branch.id
-            self.counter_ids = {c.name: c.id for c in branch.counters}
-            self.staff_ids = [u.id for u in staff]
+        counters = [("Loket 1", ["teller"]), ("Loket 2", ["teller"])]
+        super().__init__(app, code, locale, counters=counters)
 
-    def _do(self, fn):
-        with self.app.app_context():
-            result = fn(datetime.now(UTC))
-            db.session.commit()
-            pusher(self.app).drain()
-            return result
+    def set_up(self, branch):
+        if not self.reasons:  # the touchpoint asks NPS and CSAT only
+            db.session.add(
+                SurveyConfig(
+                    branch_id=branch.id,
+                    service_id=None,
+                    ask_nps=True,
+                    ask_csat=True,
+                    ask_ces=False,
+                    ask_comment=False,
+                    reasons=[],
+                )
+            )
+        now = datetime.now(UTC)
+        device, self.token = register_device(DeviceKind.FEEDBACK, now=now)
+        device.branch = branch
+        device.counter = factories.counter(branch, "Loket 1")
+        device.paired_at = now
+        device.pairing_code = None
+        device.name = "Tablet Loket 1"
 
     def serve_and_finish(self, name="Loket 1"):
         """A customer takes a ticket; the counter calls, serves and finishes it (one commit,
@@ -96,8 +72,7 @@ class TabletCounter:
 
         def go(now):
             branch = db.session.get(Branch, self.branch_id)
-            counter = db.session.get(Counter, self.counter_ids[name])
-            who = db.session.get(User, self.staff_ids[list(self.counter_ids).index(name)])
+            counter, who = self._counter_staff(name)
             factories.ticket(branch, "teller", now=now - timedelta(minutes=6))
             if counter.status.value != "open":
                 engine.open_counter(counter, who, now=now - timedelta(minutes=6))

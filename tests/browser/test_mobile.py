@@ -8,23 +8,18 @@ clearly. Both languages; screenshots to SCREENSHOT_DIR as mobile-<lang>-*.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from playwright.sync_api import expect
 
-from queue_app.accounts.models import Role, User
-from queue_app.branches.models import Branch, Counter
+from queue_app.branches.models import Branch
 from queue_app.extensions import db, socketio
 from queue_app.realtime import pusher
 from queue_app.tickets import remote
-from queue_app.tickets import services as engine
-from queue_app.tickets.models import Ticket
 
-from .. import factories
 from ..apihelp import fast_passwords
 from ..conftest import empty_database
-from .conftest import ALWAYS_OPEN, PHONE
+from .conftest import PHONE
+from .floor import LiveFloor
 
 pytestmark = pytest.mark.browser
 
@@ -51,107 +46,13 @@ Object.defineProperty(navigator, "vibrate", {
 """
 
 
-class PhoneBranch:
-    """A branch with two teller counters, their staff and tickets, committed so the live
-    server sees them. Every action commits and lets the pusher send, as a request would.
-    `now()` is the clock of every action (the journey test fixes it)."""
+class PhoneBranch(LiveFloor):
+    """Two teller counters by default, their staff and tickets (see `LiveFloor`)."""
 
     def __init__(self, app, code, locale, *, now=None, counters=("Loket 1", "Loket 2")):
-        self.app = app
-        self.clock = now
-        with app.app_context():
-            branch = factories.branch(
-                code,
-                locale=locale,
-                timezone="Asia/Jakarta" if locale == "id" else "Asia/Manila",
-                country="ID" if locale == "id" else "PH",
-                counters=[(name, ["teller"]) for name in counters],
-            )
-            branch.name = "KCU Jakarta Sudirman" if locale == "id" else "Makati Ayala Branch"
-            if now is None:
-                branch.opening_hours = ALWAYS_OPEN
-            staff = [
-                factories.user(f"{code.lower()}-staff{i}", role=Role.STAFF, branches=[branch])
-                for i in range(len(counters))
-            ]
-            factories.user(f"{code.lower()}-manager", role=Role.BRANCH_MANAGER, branches=[branch])
-            db.session.commit()
-            self.code = code
-            self.branch_id = branch.id
-            self.counter_ids = {c.name: c.id for c in branch.counters}
-            self.staff_ids = [u.id for u in staff]
-
-    def now(self) -> datetime:
-        return self.clock or datetime.now(UTC)
-
-    def _do(self, fn):
-        with self.app.app_context():
-            result = fn(self.now())
-            db.session.commit()
-            pusher(self.app).drain()
-            return result
-
-    def issue(self, n=1, service="teller"):
-        def go(now):
-            branch = db.session.get(Branch, self.branch_id)
-            tickets = [
-                factories.ticket(branch, service, now=now + timedelta(milliseconds=i))
-                for i in range(n)
-            ]
-            return [(t.number, t.token) for t in tickets]
-
-        return self._do(go)
-
-    def _counter_staff(self, name):
-        c = db.session.get(Counter, self.counter_ids[name])
-        u = db.session.get(User, self.staff_ids[list(self.counter_ids).index(name)])
-        return c, u
-
-    def call(self, name):
-        """Finish what the counter has (opening it first if needed) and call the next."""
-
-        def go(now):
-            c, u = self._counter_staff(name)
-            if c.status.value != "open":
-                engine.open_counter(c, u, now=now)
-            active = engine.active_ticket(c)
-            if active is not None:
-                if active.status.value == "called":
-                    active = engine.start(active, u, now=now)
-                engine.finish(active, u, now=now, outcome="served")
-            called = engine.call_next(c, u, now=now)
-            return called.number if called is not None else None
-
-        return self._do(go)
-
-    def recall(self, name):
-        def go(now):
-            c, u = self._counter_staff(name)
-            return engine.recall(engine.active_ticket(c), u, now=now).number
-
-        return self._do(go)
-
-    def finish(self, name):
-        def go(now):
-            c, u = self._counter_staff(name)
-            active = engine.active_ticket(c)
-            if active.status.value == "called":
-                active = engine.start(active, u, now=now)
-            return engine.finish(active, u, now=now, outcome="served").number
-
-        return self._do(go)
-
-    def open_counters(self):
-        def go(now):
-            for name in self.counter_ids:
-                c, u = self._counter_staff(name)
-                engine.open_counter(c, u, now=now)
-
-        return self._do(go)
-
-    def ticket_status(self, number):
-        with self.app.app_context():
-            return db.session.query(Ticket).filter_by(number=number).one().status.value
+        super().__init__(
+            app, code, locale, counters=[(name, ["teller"]) for name in counters], now=now
+        )
 
 
 @pytest.fixture
