@@ -111,3 +111,18 @@ def ensure_compiled(app) -> list[Path]:
         with app.app_context():
             get_domain().cache.clear()
     return written
+
+
+def pick_locale(*candidates: str | None) -> str:
+    """The first candidate the app speaks (a region suffix ignored), else the default: the
+    language of a message to someone who is not in a request (an e-mail, an SMS)."""
+    languages = tuple(current_app.config["LANGUAGES"])
+    for candidate in candidates:
+        if not candidate:
+            continue
+        if candidate in languages:
+            return candidate
+        base = candidate.split("-")[0].split("_")[0]
+        if base in languages:
+            return base
+    return current_app.config["BABEL_DEFAULT_LOCALE"]

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from babel.dates import format_datetime
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from ..extensions import db
 from ..feedback.models import FeedbackResponse
+from ..i18n import pick_locale  # noqa: F401 (re-exported: content.pick_locale)
 from .links import case_url
 from .models import Case
 
@@ -24,19 +24,6 @@ class Message:
     subject: str
     body: str
     short: str
-
-
-def pick_locale(*candidates: str | None) -> str:
-    languages = tuple(current_app.config["LANGUAGES"])
-    for candidate in candidates:
-        if not candidate:
-            continue
-        base = candidate.split("-")[0].split("_")[0]
-        if candidate in languages:
-            return candidate
-        if base in languages:
-            return base
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def local_time(case: Case, moment: datetime | None, locale: str) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+
+from ..i18n import pick_locale  # noqa: F401 (re-exported: content.pick_locale)
 
 
 @dataclass(frozen=True)
@@ -21,20 +22,6 @@ class QueueMessage:
     subject: str
     text: str  # the e-mail's body
     short: str  # SMS and WhatsApp
-
-
-def pick_locale(*candidates: str | None) -> str:
-    """The first candidate the app speaks (a region suffix ignored), else the default."""
-    languages = tuple(current_app.config["LANGUAGES"])
-    for candidate in candidates:
-        if not candidate:
-            continue
-        if candidate in languages:
-            return candidate
-        base = candidate.split("-")[0].split("_")[0]
-        if base in languages:
-            return base
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def next_in_line(
