@@ -33,6 +33,9 @@ def banner(app) -> str:
         f"  CX metrics        {base}/cx/metrics   (sign in as lina.marlina)",
         f"  CX cases          {base}/cx/cases",
         f"  weekly review     {base}/cx/review",
+        f"  live dashboard    {base}/dashboard/   (dewi.lestari, lina.marlina, rudi.hartono)",
+        f"  alert thresholds  {base}/admin/branches/JKT01/alerts   (admin or dewi.lestari)",
+        f"  reports           {base}/reports/   (staffing advice: {base}/reports/staffing)",
     ]
     if app.config["PROFILE"] != "production":
         # the demo devices' tokens are public: demo only (see queue_app/demo/data.py)

@@ -59,6 +59,7 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .booking.web import bp as booking_bp
     from .counter import bp as counter_bp
     from .cx import bp as cx_bp
+    from .dashboard import bp as dashboard_bp
     from .devices.views import bp as devices_bp
     from .display import bp as display_bp
     from .feedback.tablet import bp as feedback_tablet_bp
@@ -66,6 +67,7 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .kiosk import bp as kiosk_bp
     from .mobile import bp as mobile_bp
     from .realtime import init_realtime
+    from .report_pages import bp as reports_bp
     from .web import bp as web_bp
 
     init_auth(app)  # sessions, CSRF and rate limits first: every page stands on them
@@ -82,6 +84,8 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
         booking_bp,
         mobile_bp,
         cx_bp,
+        dashboard_bp,
+        reports_bp,
     ):
         app.register_blueprint(blueprint)
     init_realtime(app)
@@ -96,6 +100,9 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
 
     init_cases(app)  # feedback that meets its touchpoint's criteria opens a case
     app.register_blueprint(case_recovery_bp)
+    from .alerts.receivers import init_alerts
+
+    init_alerts(app)  # every committed change of a branch re-evaluates its alert thresholds
 
     from .cli import register_cli
 

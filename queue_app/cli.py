@@ -138,3 +138,6 @@ def register_cli(app):
     from .cases.cli import cases_cli
 
     app.cli.add_command(cases_cli)
+    from .waits.cli import ewt_cli
+
+    app.cli.add_command(ewt_cli)

@@ -158,6 +158,40 @@ class Config:
     # the weekly review: first contact within this many hours counts as followed up in time
     REVIEW_SLA_HOURS = int(_env("REVIEW_SLA_HOURS", "48"))
 
+    # --- reports and staffing advice (reports/, report_pages/) ---
+    # the staffing page's default goal: this share of customers called within this wait
+    REPORTS_TARGET_WAIT_S = int(_env("REPORTS_TARGET_WAIT_S", "600"))
+    REPORTS_TARGET_SHARE = float(_env("REPORTS_TARGET_SHARE", "0.8"))
+    # the forecast: the same weekday of this many weeks before the day planned
+    REPORTS_STAFFING_WEEKS = int(_env("REPORTS_STAFFING_WEEKS", "4"))
+    # the planned day is simulated this many times (seeds 1..N) with each schedule
+    REPORTS_SIM_SEEDS = int(_env("REPORTS_SIM_SEEDS", "5"))
+
+    # --- alert thresholds (alerts/) ---
+    # evaluating a branch's rules after each committed change: "thread" (a worker per
+    # process), "sync" (in the committing thread, after the commit), "off" (the job only)
+    ALERTS_ON_CHANGE = _env("ALERTS_ON_CHANGE", "thread")
+    # a branch is evaluated at most once per this many seconds on changes ("thread")
+    ALERTS_DEBOUNCE_S = float(_env("ALERTS_DEBOUNCE_S", "1"))
+    # alerts escalated per run of the `evaluate_alerts` job
+    ALERTS_SWEEP_BATCH = int(_env("ALERTS_SWEEP_BATCH", "200"))
+
+    # --- live dashboard (dashboard/, realtime/dashboard.py) ---
+    # a queue whose longest wait reached this share of its target turns its branch amber
+    DASHBOARD_AMBER_SHARE = float(_env("DASHBOARD_AMBER_SHARE", "0.75"))
+    # at most one live hint per branch per this many seconds to the dashboard pages
+    DASHBOARD_PUSH_INTERVAL_S = float(_env("DASHBOARD_PUSH_INTERVAL_S", "1"))
+    # the pages refetch their state this often even without hints
+    DASHBOARD_REFRESH_S = int(_env("DASHBOARD_REFRESH_S", "30"))
+
+    # --- estimated wait (waits/live.py): every surface's estimate ---
+    # the estimator runs at most once per branch per this many seconds per process
+    EWT_MIN_INTERVAL_S = float(_env("EWT_MIN_INTERVAL_S", "2"))
+    # simulation runs per estimate (more: steadier ranges, more CPU)
+    EWT_RUNS = int(_env("EWT_RUNS", "100"))
+    # spread of a service's time (coefficient of variation) before history is learned
+    EWT_PRIOR_CV = float(_env("EWT_PRIOR_CV", "0.8"))
+
     # --- booking pages (booking/web.py, booking/links.py) ---
     # how long the signed "change or cancel" link of a booking stays valid
     BOOKING_LINK_MAX_AGE_S = int(_env("BOOKING_LINK_MAX_AGE_S", str(90 * 24 * 3600)))
@@ -232,6 +266,12 @@ class TestingConfig(Config):
     NOTIFY_URGENT = "sync"  # sent before the request returns: tests see it at once
     QUEUE_NEXT_IN_N = 3
     DEMO_HISTORY = False  # tests seed what they need
+    # estimates: every change re-estimated at once (the rate limit is tested with its own
+    # clock), and service times without history exactly the expected duration, so the waits
+    # tests assert follow from the state by hand
+    EWT_MIN_INTERVAL_S = 0.0
+    EWT_PRIOR_CV = 0.0
+    ALERTS_ON_CHANGE = "off"  # the alert tests turn it on: other tests commit changes all along
 
 
 PROFILES = {

@@ -1,6 +1,7 @@
 """Imports every model so metadata, Alembic and relationships see them all."""
 
 from .accounts.models import ApiToken, Role, User, user_branches, user_services
+from .alerts.models import Alert, AlertRule, AlertStep
 from .booking.models import Appointment, AppointmentSlot, AppointmentStatus, BranchClosure
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
 from .cases.models import Case, CaseStep
@@ -20,6 +21,9 @@ from .tickets.models import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertRule",
+    "AlertStep",
     "ApiToken",
     "Appointment",
     "AppointmentSlot",

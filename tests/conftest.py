@@ -61,6 +61,9 @@ def empty_database():
     realtime push after the page closed): on PostgreSQL TRUNCATE then waits for it, and when a
     reader asks for a second table TRUNCATE already holds, PostgreSQL breaks the deadlock by
     failing one of the two. Either way nothing was deleted, so try again."""
+    from queue_app.waits import live
+
+    live.clear_cache()  # keyed by branch id and event sequence, which the next rows reuse
     db.session.remove()
     engine = db.engine
     for attempt in range(5):

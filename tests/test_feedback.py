@@ -132,10 +132,11 @@ def test_a_response_copies_the_touchpoint_and_the_steps_facts(make, floor, now):
     assert row.business_day == ticket.business_day == now.date()
     assert row.wait_s == 7 * 60  # first call - issue
     assert row.service_s == 5 * 60  # finish - start
-    # one teller open, nobody waiting: ceil(1 x 240 / 1)
-    assert row.quoted_wait_s == ticket.quoted_wait_s == 240
+    # the estimator (waits.live) at issue: one teller open and idle, nobody waiting, so a ticket
+    # issued now is called at once
+    assert row.quoted_wait_s == ticket.quoted_wait_s == 0
     assert row.transfers == 0
-    assert row.quote_kept is False  # waited 420 s, was told 240 s
+    assert row.quote_kept is False  # waited 420 s, was told 0 s
 
 
 def test_a_transferred_visit_rates_its_second_step_with_one_transfer(make, floor, now):
@@ -206,18 +207,25 @@ def test_a_late_appointment_or_an_early_one_never_gets_a_negative_quote(make, fl
 
 def test_the_quoted_wait_at_issue_counts_the_queue_and_open_counters(make, floor, now):
     """Hand-computed on the ORM path (a customer) and, on PostgreSQL, the one-statement path
-    (no customer): teller 240 s, one teller open."""
+    (no customer). The quote is the estimator's (waits.live) wait of a new ticket, made at the
+    branch's last change. No history, so a teller takes exactly its expected 240 s (the prior,
+    EWT_PRIOR_CV = 0 in tests), no arrivals, no abandonment; an idle open counter takes the
+    oldest waiting ticket at once."""
     b = floor["branch"]
     quotes = []
     for i in range(3):
         customer = person() if i % 2 else None
         quotes.append(make.ticket(b, "teller", now=now + i * M, customer=customer).quoted_wait_s)
         db.session.commit()
-    assert quotes == [240, 480, 720]
-    engine.open_counter(make.counter(b, "Teller 2"), make.user("tiga", branches=[b]), now=now)
+    # Teller 1 open: nobody ahead -> called at once; one ahead -> 240 s; two -> 480 s
+    assert quotes == [0, 240, 480]
+    # (opened after the three tickets: the estimate is made at the last change's time)
+    engine.open_counter(
+        make.counter(b, "Teller 2"), make.user("tiga", branches=[b]), now=now + 5 * M
+    )
     db.session.commit()
-    # 3 ahead, 2 tellers: ceil(4 x 240 / 2)
-    assert make.ticket(b, "teller", now=now + 5 * M).quoted_wait_s == 480
+    # 3 waiting, 2 idle tellers take the 1st and 2nd at once, the 3rd and a new one at 240 s
+    assert make.ticket(b, "teller", now=now + 5 * M).quoted_wait_s == 240
     # no counter serves loans: not known, so no quote
     assert make.ticket(b, "loans", now=now + 5 * M).quoted_wait_s is None
 

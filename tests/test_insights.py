@@ -184,10 +184,14 @@ def test_nearby_branches_with_a_shorter_wait_nearest_first(make, session):
     _branch_at(make, "BDG1", -6.9218, 107.6079)  # Bandung, 117 km
     make.branch("NOWH")  # no coordinates
     teller = make.service(home, "teller")
+    session.commit()  # estimates are made from committed changes (per event sequence)
 
-    assert insights.live_wait(home, teller, now=NOW) == 960
+    # the estimator (waits.live) at the last change (NOW), 240 s per teller ticket without
+    # history: the idle counter calls the waiting tickets at 0, 240, 480 s and a ticket taken
+    # now after them: HOME 3 waiting -> 720, NEAR 4 -> 960, THAM 1 -> 240, KUNI 0 -> 0
+    assert insights.live_wait(home, teller, now=NOW) == 720
     nearby = insights.nearby_branches(home, teller, now=NOW, radius_km=25)
-    assert [(n.branch.code, n.live_wait_s) for n in nearby] == [("KUNI", 240), ("THAM", 480)]
+    assert [(n.branch.code, n.live_wait_s) for n in nearby] == [("KUNI", 0), ("THAM", 240)]
     assert [round(n.distance_km) for n in nearby] == [2, 2]
     assert nearby[0].distance_km < nearby[1].distance_km
     assert [n.branch.code for n in insights.nearby_branches(home, teller, now=NOW, limit=1)] == [
@@ -239,7 +243,8 @@ def test_busy_hours_api(client, make, session, monkeypatch):
     body = ok(client.get(f"{API}/branches/APIB/services/teller/busy-hours"))
     assert set(body) == {"timezone", "live_wait_s", "hours", "nearby"}
     assert body["timezone"] == "Asia/Jakarta"
-    assert body["live_wait_s"] == 3 * 240
+    # the estimator: the 2 waiting are called at 0 and 240 s, a ticket taken now at 480 s
+    assert body["live_wait_s"] == 2 * 240
     hours = {(h["weekday"], h["hour"]): h for h in body["hours"]}
     weekday = home.business_day(yesterday).weekday()
     assert hours[(weekday, 3)] == {
@@ -253,7 +258,8 @@ def test_busy_hours_api(client, make, session, monkeypatch):
     assert {h for (d, h) in hours if d == 1} == set(range(8, 15)) | ({3} if weekday == 1 else set())
     assert (6, 10) not in hours  # closed on Sundays
     assert body["nearby"] == [
-        {"code": "APIN", "name": "Cabang APIN", "distance_km": 2.2, "live_wait_s": 240}
+        # nobody waits at APIN, its counter is idle: called at once
+        {"code": "APIN", "name": "Cabang APIN", "distance_km": 2.2, "live_wait_s": 0}
     ]
     assert ok(client.get(f"{API}/branches/APIB/services/teller/busy-hours?weeks=1"))
 
@@ -301,11 +307,13 @@ def test_the_partial_in_both_languages(app, make, session):
                     total_wait_s=6 * wait,
                 )
             )
-    session.flush()
+    session.commit()  # estimates are made from committed changes (per event sequence)
     now = datetime(2026, 3, 10, 3, 30, tzinfo=UTC)  # the next Tuesday, 10:30 WIB
 
     busy, html = _render(app, home, teller, "en", now)
-    assert busy["live_wait_s"] == 720 and busy["waiting"] == 2
+    # the estimator, as of the branch's last change (the tickets issued at NOW): the 2 waiting
+    # are called at 0 and 240 s, a ticket taken then at 480 s
+    assert busy["live_wait_s"] == 480 and busy["waiting"] == 2
     assert [c["hour"] for c in busy["columns"]] == list(range(8, 15))
     today = busy["days"][0]
     assert today["label"] == "Today"
@@ -316,7 +324,7 @@ def test_the_partial_in_both_languages(app, make, session):
     assert today["summary"] == "Usually quiet 8:00 AM\u20139:00 AM, 1:00 PM\u20133:00 PM."
     assert [d["label"] for d in busy["days"]][:2] == ["Today", "Tomorrow"]
     assert "How busy is it?" in html
-    assert "about 12 minutes" in html and "2 waiting" in html
+    assert "8-9 min" in html and "2 waiting" in html  # 480 s as the estimator's range
     assert "Usually quiet 8:00" in html
     assert 'href="/b/PAR2"' in html and "Cabang PAR2" in html and "2.2 km" in html
     assert 'aria-current="time"' in html

@@ -88,6 +88,7 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
         "close_past_business_days",
         "deliver_outbox",
         "escalate_cases",
+        "evaluate_alerts",
         "expire_appointment_holds",
         "mark_appointment_no_shows",
         "roll_up_waits",

@@ -88,7 +88,9 @@ def test_the_required_endpoints_are_there(spec):
 
 STAFF_PATHS = re.compile(
     r"^/api/v1/(counters/\{counter_id\}/.+|tickets/\{ticket_id\}/.+|branches/\{code\}/(counters|queue|settings|metrics)"
-    r"|cases(/\{case_id\}(/.+)?)?)$"
+    r"|cases(/\{case_id\}(/.+)?)?"
+    r"|branches/\{code\}/alert-rules|alert-rules/\{rule_id\}|alerts(/\{alert_id\}(/.+)?)?"
+    r"|reports(/staffing)?)$"
 )
 
 
@@ -96,7 +98,7 @@ def test_staff_endpoints_declare_bearer_security(spec):
     schemes = spec["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer"}
     staff = [(p, m, op) for p, m, op in _operations(spec) if STAFF_PATHS.match(p)]
-    assert len(staff) == 25  # 15 floor, 2 settings, 1 metrics, 7 cases
+    assert len(staff) == 34  # 15 floor, 2 settings, 1 metrics, 7 cases, 7 alerts, 2 reports
     for path, method, operation in staff:
         assert operation.get("security") == [{"bearerAuth": []}], (path, method)
         for status in ("401", "403"):
@@ -176,6 +178,8 @@ def test_the_documented_security_is_what_the_endpoints_do(client, make, monkeypa
         "service": "teller",
         "booking_code": "ZZZZZZ",
         "case_id": "1",
+        "rule_id": "1",
+        "alert_id": "1",
     }
     checked = 0
     for path, method, operation in _operations(spec):

@@ -24,6 +24,7 @@ from queue_app.extensions import db
 from queue_app.tickets import fastpath
 from queue_app.tickets import services as engine
 from queue_app.tickets.models import JourneyEvent, Ticket, TicketSequence, TicketStatus
+from queue_app.waits import live
 
 JOIN_TIMEOUT_S = 120
 
@@ -306,10 +307,16 @@ def test_concurrent_issuing_through_the_one_statement_path(app, make, session, n
             numbers.append((code, number))
         return numbers
 
+    # the estimator at production's pace: one estimate stands for the interval (pending
+    # changes), so the lookup-free path quotes it without reading anything (waits/live.py)
+    interval = app.config["EWT_MIN_INTERVAL_S"]
+    app.config["EWT_MIN_INTERVAL_S"] = 3600.0
+    live.branch_estimates(b)
     try:
         per_thread = run_threads(app, kiosk, [(w,) for w in range(workers)])
     finally:
         signal("journey").disconnect(receiver)
+        app.config["EWT_MIN_INTERVAL_S"] = interval
     session.expire_all()
 
     total = workers * per_worker

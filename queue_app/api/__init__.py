@@ -111,12 +111,14 @@ def init_api(app):
     api.init_app(app)
 
     from ..extensions import csrf
+    from . import alerts as alerts_api
     from . import appointments, branches, counters, meta, tickets
     from . import cases as cases_api
     from . import feedback as feedback_api
     from . import insights as insights_api
     from . import metrics as metrics_api
     from . import remote as remote_api
+    from . import reports as reports_api
     from . import settings as settings_api
 
     for module in (
@@ -131,6 +133,8 @@ def init_api(app):
         settings_api,
         metrics_api,
         cases_api,
+        alerts_api,
+        reports_api,
     ):
         # the API authenticates with bearer tokens, never with the session cookie
         csrf.exempt(module.blp)

@@ -150,8 +150,7 @@ def issue_ticket(data, code):
         actor=actor,
     )
     db.session.commit()
-    result = presenters.ticket(ticket, with_token=True)
-    return result
+    return presenters.just_issued(ticket)
 
 
 @blp.get("/branches/<code>/counters")

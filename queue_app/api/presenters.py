@@ -79,6 +79,14 @@ def ticket(t: Ticket, *, with_token: bool = False, standing=None) -> dict:
     return data
 
 
+def just_issued(t: Ticket) -> dict:
+    """`ticket(t, with_token=True)` of a ticket this request issued: its place and the wait it
+    was quoted at issue (`Ticket.quoted_wait_s`), as `issued` answers for the one-statement
+    path (tests/test_fastpath.py compares the bytes)."""
+    standing = fastpath.precomputed_standing(t) or queries.issue_standing(t)
+    return ticket(t, with_token=True, standing=standing)
+
+
 def language() -> str:
     """The language of the answer's names (what `ticket` uses for `service_name`)."""
     return _locale()

@@ -31,12 +31,12 @@ class Box:
     def plot_height(self) -> float:
         return self.height - self.top - self.bottom
 
-    def y(self, value: float) -> float:
-        value = min(HIGH, max(LOW, value))
-        return round(self.top + (HIGH - value) / (HIGH - LOW) * self.plot_height, 1)
+    def y(self, value: float, low: float = LOW, high: float = HIGH) -> float:
+        value = min(high, max(low, value))
+        return round(self.top + (high - value) / (high - low) * self.plot_height, 1)
 
-    def grid(self) -> list[dict]:
-        return [{"value": v, "y": self.y(v)} for v in GRID]
+    def grid(self, values=GRID, low: float = LOW, high: float = HIGH) -> list[dict]:
+        return [{"value": v, "y": self.y(v, low, high)} for v in values]
 
 
 TREND_BOX = Box(width=1240, height=250, left=44, right=12, top=12, bottom=34)
@@ -44,10 +44,12 @@ BARS_BOX = Box(width=520, height=230, left=44, right=8, top=18, bottom=50)
 MAX_X_LABELS = 12
 
 
-def trend(points: list[dict], box: Box = TREND_BOX) -> dict:
+def trend(points: list[dict], box: Box = TREND_BOX, *, grid=GRID) -> dict:
     """A line of the scores over the periods. `points`: [{"label", "value" (None: no
     answers), "small" (bool)}]; returns the path (broken where there is no value), the
-    markers and the x labels (at most MAX_X_LABELS, evenly spread)."""
+    markers and the x labels (at most MAX_X_LABELS, evenly spread). `grid`: the grid lines,
+    whose first and last values are the scale's ends (default -100..100)."""
+    low, high = grid[0], grid[-1]
     count = max(1, len(points))
     step = box.plot_width / count
     markers, path, pen_down = [], [], False
@@ -57,7 +59,7 @@ def trend(points: list[dict], box: Box = TREND_BOX) -> dict:
         if value is None:
             pen_down = False
             continue
-        y = box.y(value)
+        y = box.y(value, low, high)
         path.append(f"{'L' if pen_down else 'M'}{x} {y}")
         pen_down = True
         markers.append({**point, "x": x, "y": y})
@@ -72,27 +74,29 @@ def trend(points: list[dict], box: Box = TREND_BOX) -> dict:
         "path": " ".join(path),
         "markers": markers,
         "labels": labels,
-        "grid": box.grid(),
-        "zero": box.y(0),
+        "grid": box.grid(grid, low, high),
+        "zero": box.y(0, low, high),
         "label_y": box.height - box.bottom + 20,
     }
 
 
-def bars(items: list[dict], box: Box = BARS_BOX) -> dict:
+def bars(items: list[dict], box: Box = BARS_BOX, *, grid=GRID) -> dict:
     """Vertical bars of signed scores from the zero line. `items`: [{"label", "value" (None:
-    no bar), "n", "small"}]; returns each bar's rectangle and where its texts go."""
+    no bar), "n", "small"}]; returns each bar's rectangle and where its texts go. `grid` as
+    for `trend`."""
+    low, high = grid[0], grid[-1]
     count = max(1, len(items))
     slot = box.plot_width / count
     width = round(min(64.0, slot * 0.6), 1)
-    zero = box.y(0)
+    zero = box.y(0, low, high)
     result = []
     for i, item in enumerate(items):
         centre = round(box.left + (i + 0.5) * slot, 1)
         bar = {**item, "x": round(centre - width / 2, 1), "centre": centre, "width": width}
         value = item.get("value")
         if value is not None:
-            top = box.y(max(value, 0))
-            bottom = box.y(min(value, 0))
+            top = box.y(max(value, 0), low, high)
+            bottom = box.y(min(value, 0), low, high)
             bar.update(y=top, height=max(1.0, round(bottom - top, 1)))
             # the value above a positive bar; above the zero line for a negative one, where
             # it cannot run into the category labels under the plot
@@ -103,7 +107,7 @@ def bars(items: list[dict], box: Box = BARS_BOX) -> dict:
     return {
         "box": box,
         "bars": result,
-        "grid": box.grid(),
+        "grid": box.grid(grid, low, high),
         "zero": zero,
         "label_y": box.height - box.bottom + 18,
         "n_y": box.height - box.bottom + 36,

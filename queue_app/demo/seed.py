@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 
 from ..accounts.models import Role, User
 from ..accounts.services import create_user
+from ..alerts.demo import seed_demo_rules
 from ..branches.models import Branch, Counter, CounterService, PriorityPolicy, Service
 from ..cases.demo import seed_demo_cases
 from ..customers.models import Customer
@@ -58,6 +59,7 @@ def seed(now) -> list[tuple[str, str, str, str]]:
     if current_app.config.get("PROFILE") != "production":
         _devices(admin, now)
     db.session.flush()
+    seed_demo_rules(now)  # alert thresholds on every branch (those without rules)
     if first_time:
         # on by default; the test profile leaves it out (thousands of rows every seed)
         if current_app.config.get("DEMO_HISTORY", not current_app.testing):

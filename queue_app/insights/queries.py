@@ -19,6 +19,7 @@ from ..booking import services as booking
 from ..branches.models import WEEKDAYS, Branch, Service
 from ..extensions import db
 from ..realtime.payloads import service_queues
+from ..waits.present import wait_text
 from .models import WaitStat
 
 DEFAULT_WEEKS = 8
@@ -100,8 +101,8 @@ def typical_waits(
 
 def live_wait(branch: Branch, service: Service, *, now: datetime) -> int | None:
     """The estimated wait a ticket taken now would be told (`realtime.payloads.service_queues`,
-    the queue-length estimate of `tickets.queries.standing`); None while no counter serving
-    the service is open. `now` is the present: the estimate reads the queue as it is."""
+    the estimator's of `waits.live`); None while no counter serving the service is open.
+    `now` is the present: the estimate reads the queue as it is."""
     return _live(branch, service)["estimated_wait_s"]
 
 
@@ -372,6 +373,7 @@ def _busy_context(branch, service, *, now, locale, days) -> dict:
         "timezone": branch.timezone,
         "live_wait_s": own,
         "live_minutes": minutes(own),
+        "live_text": wait_text(live),  # the estimator's range, "10-15 min" (waits/)
         "live_level": level(own, service),
         "waiting": live["waiting"],
         "open_now": own is not None,

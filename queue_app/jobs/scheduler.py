@@ -6,6 +6,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from ..alerts import jobs as alerts_jobs
 from ..booking import checkin
 from ..cases import jobs as cases_jobs
 from ..core.types import utcnow
@@ -22,6 +23,7 @@ JOBS = [
     ("send_reminders", notify_jobs.send_reminders, IntervalTrigger(minutes=5)),
     ("roll_up_waits", insights_jobs.roll_up_waits, IntervalTrigger(hours=1)),
     ("escalate_cases", cases_jobs.escalate_cases, IntervalTrigger(minutes=5)),
+    ("evaluate_alerts", alerts_jobs.evaluate_alerts, IntervalTrigger(minutes=1)),
 ]
 
 

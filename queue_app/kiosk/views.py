@@ -8,7 +8,6 @@ JavaScript only adds the keypad, the automatic return to the start screen and pr
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from itertools import groupby
 
@@ -26,6 +25,7 @@ from ..devices.web import current_device, device_required
 from ..extensions import db
 from ..i18n import supported
 from ..tickets import queries
+from ..waits.text import range_text
 from . import bp, services
 from .links import ticket_tracking_url
 from .qr import qr_svg
@@ -280,6 +280,8 @@ def ticket(lang, ticket_id):
 def _ticket_context(lang: str, shown) -> dict:
     """What `kiosk/ticket.html` shows of a ticket (also the booking check-in's answer)."""
     position, wait_s = queries.standing(shown)
+    # the estimator's range ("8-9 min", waits/text.py), None: not known yet
+    estimate = queries.ticket_estimate(shown) if wait_s is not None else None
     branch = g.device.branch
     url = ticket_tracking_url(shown.token)
     with force_locale(lang):
@@ -289,7 +291,7 @@ def _ticket_context(lang: str, shown) -> dict:
             "ticket": shown,
             "tracking_url": url,
             "ahead": None if position is None else position - 1,
-            "wait_min": None if wait_s is None else max(1, math.ceil(wait_s / 60)),
+            "wait_text": None if estimate is None else range_text(estimate),
             "issued_at": format_datetime(
                 branch.local(shown.issued_at), "medium", locale=get_locale()
             ),

@@ -8,8 +8,6 @@ offers each thing to check in as a form (`POST /b/<code>/here`, with the poster'
 
 from __future__ import annotations
 
-import math
-
 from babel.dates import format_datetime, format_time
 from flask import current_app, flash, redirect, request, url_for
 from flask_babel import force_locale, get_locale
@@ -25,6 +23,7 @@ from ..kiosk.qr import qr_svg
 from ..realtime.payloads import service_queues
 from ..tickets import remote
 from ..tickets.models import Source
+from ..waits.present import wait_text
 from ..web.views import branch_card
 from . import arrival, bp
 from .busy import busy_context
@@ -57,10 +56,6 @@ def unknown_branch():
     return not_found(_("There is no such branch. Check the link or the QR code."))
 
 
-def minutes(seconds: int | None) -> int | None:
-    return None if seconds is None else max(1, math.ceil(seconds / 60))
-
-
 def service_rows(branch, now, lang: str) -> list[dict]:
     """Each active service: its name, how many wait, the estimated wait of a ticket taken now,
     and whether it takes remote tickets now (and why not)."""
@@ -76,7 +71,7 @@ def service_rows(branch, now, lang: str) -> list[dict]:
                 "code": service.code,
                 "name": service.display_name(lang),
                 "waiting": queue["waiting"],
-                "wait_min": minutes(queue["estimated_wait_s"]),
+                "wait_text": wait_text(queue),  # the estimator's range, "10-15 min" (waits/)
                 "open_counters": queue["open_counters"],
                 "intake_open": intake.open,
                 "intake_reason": intake.reason,

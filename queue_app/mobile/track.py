@@ -8,8 +8,6 @@ namespace with `auth: {"ticket": token}` through `static/js/floor.js`.
 
 from __future__ import annotations
 
-import math
-
 from babel.dates import format_time
 from flask import current_app, flash, redirect, request, url_for
 from flask_babel import get_locale, ngettext
@@ -23,12 +21,12 @@ from ..extensions import db, limiter
 from ..realtime.payloads import ticket_view
 from ..tickets import remote
 from ..tickets.models import JourneyEvent, Source, TicketStatus
+from ..waits.present import range_patterns, wait_text
 from . import bp
 from .common import (
     find_ticket,
     not_found,
     page,
-    plural_pattern,
     remember_joined,
     speak_branch_language,
 )
@@ -63,10 +61,6 @@ def _unknown():
     return not_found(
         _("We cannot find this ticket. Check the link, or scan the QR code on your ticket again.")
     )
-
-
-def _minutes(seconds: int | None) -> int | None:
-    return None if seconds is None else max(1, math.ceil(seconds / 60))
 
 
 def awaiting_arrival(ticket) -> bool:
@@ -120,7 +114,7 @@ def _context(ticket) -> dict:
         "called_title": str(CALLED_TITLE),
         "ahead_none": _("None: you are next"),
         "wait_unknown": _("not known yet"),
-        "minutes": plural_pattern("about %(num)d minute", "about %(num)d minutes"),
+        "wait_range": range_patterns(),
         "offline": _("Connection lost: reconnecting…"),
         "online": _("Live: this page updates by itself"),
         "refused": _("This page no longer updates. Reload it."),
@@ -137,7 +131,7 @@ def _context(ticket) -> dict:
         "status": view["status"],
         "service_name": ticket.service.display_name(lang),
         "ahead": None if view["position"] is None else view["position"] - 1,
-        "wait_min": _minutes(view["estimated_wait_s"]),
+        "wait_text": wait_text(view),  # "10-15 min": the estimator's range (waits/)
         "counter_name": counter,
         "texts": texts,
         "status_text": status_text,

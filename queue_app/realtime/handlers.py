@@ -32,7 +32,7 @@ from ..devices.services import device_for_token
 from ..devices.web import cookie_name
 from ..extensions import db
 from ..tickets.queries import ticket_by_token
-from . import payloads
+from . import dashboard, payloads
 from .disconnects import browser_key, browser_room, device_room, user_room
 
 SNAPSHOT_BURST = 5  # snapshot requests a connection may make at once
@@ -49,6 +49,7 @@ class Connection:
     user_id: int | None = None
     session_version: int | None = None
     browser: str | None = None  # staff: `disconnects.browser_key` of the session cookie
+    extra_rooms: tuple[str, ...] = ()  # dashboard: more branch rooms (`dashboard.py`)
     tokens: float = SNAPSHOT_BURST
     refilled: float = field(default_factory=time.monotonic)
 
@@ -82,6 +83,8 @@ class FloorNamespace(Namespace):
             return Connection(
                 "ticket", ticket.branch_id, f"ticket:{ticket.id}", ticket_id=ticket.id
             )
+        if "dashboard" in auth:  # the live dashboard's pages (`dashboard.py`)
+            return dashboard.identify(auth.get("dashboard"), browser_key(session))
         if "branch" in auth:
             code = auth.get("branch")
             if not current_user.is_authenticated:
@@ -136,7 +139,7 @@ class FloorNamespace(Namespace):
     @staticmethod
     def rooms(conn: Connection) -> list[str]:
         """The audience room, and the rooms naming who it is (for disconnects.py)."""
-        rooms = [conn.room]
+        rooms = [conn.room, *conn.extra_rooms]
         if conn.device_id is not None:
             rooms.append(device_room(conn.device_id))
         if conn.user_id is not None:
@@ -147,6 +150,8 @@ class FloorNamespace(Namespace):
         if conn.device_id is not None:
             device = db.session.get(Device, conn.device_id)
             return device is not None and device.is_paired and device.branch_id == conn.branch_id
+        if conn.audience == "dashboard":
+            return dashboard.still_allowed(db.session, conn)
         if conn.user_id is not None:
             user = db.session.get(User, conn.user_id)
             branch = db.session.get(Branch, conn.branch_id)
@@ -164,6 +169,8 @@ class FloorNamespace(Namespace):
                 from ..tickets.models import Ticket
 
                 return payloads.ticket_snapshot(db.session, db.session.get(Ticket, conn.ticket_id))
+            if conn.audience == "dashboard":
+                return dashboard.snapshot(db.session, conn)
             branch = db.session.get(Branch, conn.branch_id)
             if conn.audience == "staff":
                 return payloads.staff_snapshot(db.session, branch)

@@ -8,7 +8,6 @@ Everything here reads committed rows through the session it is given.
 
 from __future__ import annotations
 
-import math
 from collections import Counter as Tally
 from datetime import datetime
 
@@ -99,9 +98,12 @@ def ticket_staff(ticket: Ticket, status: str | None = None) -> dict:
 def service_queues(session, branch: Branch, service_ids=None) -> list[dict]:
     """Waiting count and the estimated wait of a ticket taken now, per active service.
 
-    The estimate is the queue-length one of `tickets.queries.standing`: (waiting + 1) x the
-    expected duration / the open counters serving it; None while no counter serves it.
+    The estimate is the estimator's (`waits.live`, made at the branch's last change, at most
+    once per `EWT_MIN_INTERVAL_S`): `estimated_wait_s` (its mean) and `estimated_wait_range`
+    ({low_s, high_s}, what customers read as "10-15 min"); None while no counter serves it.
     """
+    from ..waits import live
+
     waiting = dict(
         session.execute(
             select(Ticket.service_id, func.count())
@@ -122,19 +124,19 @@ def service_queues(session, branch: Branch, service_ids=None) -> list[dict]:
         ).all()
     )
     result = []
+    estimates = live.branch_estimates(branch) if serving else None
     for service in branch.services:
         if not service.active or (service_ids is not None and service.id not in service_ids):
             continue
         n = waiting.get(service.id, 0)
         open_ = serving.get(service.id, 0)
+        est = estimates.new_wait(service.id) if open_ else None
         result.append(
             {
                 **service_info(service),
                 "waiting": n,
                 "open_counters": open_,
-                "estimated_wait_s": math.ceil((n + 1) * service.expected_duration_s / open_)
-                if open_
-                else None,
+                **live.wire(est),
             }
         )
     return result
@@ -276,11 +278,18 @@ def feedback_snapshot(session, device) -> dict:
 
 
 def ticket_view(ticket: Ticket) -> dict:
+    """A ticket's public view with its place and the estimator's wait and range
+    (`waits.live`), both None unless it waits and an open counter serves it."""
+    from ..waits import live
+
     position, estimate = queries.standing(ticket)
+    wire = {"estimated_wait_s": None, "estimated_wait_range": None}
+    if estimate is not None:
+        wire = live.wire(queries.ticket_estimate(ticket))
     return {
         **ticket_public(ticket),
         "position": position,
-        "estimated_wait_s": estimate,
+        **wire,
         "called_at": iso(ticket.last_called_at),
     }
 
@@ -314,6 +323,8 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
 
     `wanted(room)`: only the pushes of rooms it accepts (the rooms somebody listens to);
     the places are computed only when a waiting ticket's room is wanted."""
+    from ..waits import live
+
     want = wanted or (lambda _room: True)
     events = session.scalars(
         select(JourneyEvent)
@@ -445,7 +456,11 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
                         "ticket": {
                             **ticket_public(t),
                             "position": position,
-                            "estimated_wait_s": estimate,
+                            **(
+                                live.wire(queries.ticket_estimate(t))
+                                if estimate is not None
+                                else live.wire(None)
+                            ),
                             "called_at": None,
                         },
                     },

@@ -31,6 +31,7 @@ from flask import current_app
 from ..core.db import read_only
 from ..core.events import signal
 from ..extensions import db, socketio
+from .dashboard import DEFAULT_INTERVAL_S, DashboardHints
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/floor"
@@ -54,6 +55,10 @@ class Pusher:
         # every `create_app` rebinds; a test process may build several applications)
         self.server = server if server is not None else socketio.server
         self.deliver = deliver or self._emit
+        # throttled hints for the live dashboard's rooms (`dashboard.py`)
+        self.dashboard = DashboardHints(
+            self, app.config.get("DASHBOARD_PUSH_INTERVAL_S", DEFAULT_INTERVAL_S)
+        )
         manager = getattr(self.server, "manager", None)
         if hasattr(manager, "on_journal"):  # journal messages of the other processes
             manager.on_journal = self.receive
@@ -138,6 +143,7 @@ class Pusher:
         rooms = self._rooms()
         if not rooms:
             return  # no socket in this process: nothing to read
+        self.dashboard.note(batch, rooms)  # hints only: nothing read
 
         def wanted(room: str) -> bool:
             return bool(rooms.get(room))

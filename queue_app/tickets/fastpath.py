@@ -23,10 +23,9 @@ data-modifying statement (`ISSUE`):
    which does not see the new ticket itself; the ORM path reads the same after its commit).
 
 The ticket stores the wait its customer is shown (`quoted_wait_s`, what feedback compares
-with the actual wait): computed inside `t` from `ok`'s counts with the formula of
-`queries.standing` (ceil((ahead + 1) x expected duration / open counters), NULL when no
-counter is open), in integer arithmetic, so the stored value, the answer and the ORM path's
-`queries.quoted_wait_at_issue` agree to the second.
+with the actual wait): the estimator's wait of a new ticket of the service, read from the
+per-process cache of `waits.live` before the statement and bound as a parameter (NULL when no
+counter is open); the answer's `estimated_wait_s` is the same value, as on the ORM path.
 
 The journal guarantee is `journal.py`'s: the branch row stays locked from this statement
 until the COMMIT that follows it, so per-branch sequence numbers are strictly increasing in
@@ -53,7 +52,6 @@ Two entry points:
 from __future__ import annotations
 
 import json
-import math
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -89,6 +87,7 @@ WITH ok AS MATERIALIZED (
   WHERE s.id = :service_id AND b.id = :branch_id AND s.code = :service_code
     AND b.code = :branch_code AND s.prefix = :prefix AND b.timezone = :timezone
     AND s.active AND b.active
+    AND (CAST(:estimated_seq AS bigint) IS NULL OR b.event_seq = :estimated_seq)
 ), seq AS (
   INSERT INTO ticket_sequences (branch_id, service_id, business_day, last_value)
   SELECT :branch_id, :service_id, :day, 1 FROM ok
@@ -108,9 +107,7 @@ WITH ok AS MATERIALIZED (
                          THEN lpad(seq.last_value::text, 3, '0')
                          ELSE seq.last_value::text END,
          :priority, :source, '{WAITING}', :now, :now, 0,
-         CASE WHEN ok.open_counters = 0 THEN NULL
-              ELSE ((ok.ahead + 1) * ok.expected_duration_s + ok.open_counters - 1)
-                   / ok.open_counters END
+         CAST(:quoted_wait_s AS integer)
   FROM v, seq, ok
   RETURNING id, visit_id, sequence, number, quoted_wait_s
 ), b AS (
@@ -211,6 +208,8 @@ def _run(
     priority: Priority,
     source: Source,
     actor_id: int | None,
+    quoted_wait_s: int | None,
+    estimated_seq: int | None = None,
     autocommit: bool = False,
 ):
     """Execute `ISSUE`; the row, or None when `ok` found nothing (nothing was written).
@@ -237,6 +236,8 @@ def _run(
             "priority": priority.value,
             "source": source.value,
             "actor_id": actor_id,
+            "quoted_wait_s": quoted_wait_s,
+            "estimated_seq": estimated_seq,
             # the text the ORM's JSON type stores for the same entry
             "data": json.dumps({"source": source.value, "priority": priority.value}),
         },
@@ -256,11 +257,9 @@ def _run(
 
 
 def _standing(row) -> tuple[int, int | None]:
-    """What `queries.standing` answers for the new ticket, from the statement's counts."""
-    position = row.ahead + 1
-    if not row.open_counters:
-        return position, None
-    return position, math.ceil(position * row.expected_duration_s / row.open_counters)
+    """The issue answer's (position, estimate): the place from the statement's count, the wait
+    quoted at issue (what `queries.issue_standing` answers on the ORM path)."""
+    return row.ahead + 1, row.quoted_wait_s
 
 
 def _attach(session: Session, obj, relations: dict) -> None:
@@ -282,6 +281,7 @@ def issue(
     priority: Priority,
     source: Source,
     actor_id: int | None,
+    quoted_wait_s: int | None,
 ) -> Ticket | None:
     """Issue the first ticket of a new visit in one statement; None if it could not.
 
@@ -304,6 +304,7 @@ def issue(
         priority=priority,
         source=source,
         actor_id=actor_id,
+        quoted_wait_s=quoted_wait_s,
     )
     if row is None:
         return None
@@ -444,6 +445,15 @@ def issue_plain(
         _forget(session, branch_code)  # perhaps a service added since: ask again next time
         return None
     service_id, prefix = service
+    from ..waits import live
+
+    known, pending = live.last_estimates_pending(branch.id)
+    if known is None:
+        return None  # a cold process: the ORM path estimates the branch once
+    quoted = live.wire(known.new_wait(service_id))["estimated_wait_s"]
+    # the quote must be for the branch's state now (the statement checks the sequence), unless
+    # the estimator may not run again yet (`EWT_MIN_INTERVAL_S`): then the last one stands
+    estimated_seq = None if pending else known.seq
     row = _run(
         # the statement is the unit of work when nothing else has touched the database in
         # this request: it commits inside the server, so the number row and the branch row
@@ -463,6 +473,8 @@ def issue_plain(
         priority=priority,
         source=source,
         actor_id=None,
+        quoted_wait_s=quoted,
+        estimated_seq=estimated_seq,
         autocommit=not _session(session).in_transaction(),
     )
     if row is None:

@@ -1,8 +1,7 @@
-"""Read-only questions about tickets: position, a simple wait estimate, waiting lists."""
+"""Read-only questions about tickets: position, the estimated wait (`waits.live`), waiting
+lists."""
 
 from __future__ import annotations
-
-import math
 
 from sqlalchemy import func, or_, select, tuple_
 
@@ -26,11 +25,10 @@ def standing(ticket: Ticket) -> tuple[int | None, int | None]:
     """(position, estimated wait in seconds) of a waiting ticket, in one query.
 
     Position 1 is the next in line of the ticket's queue; a ticket sent to one counter queues
-    among the tickets sent to that counter. The estimate is the queue-length one: position x
-    the service's expected duration / the open counters that serve it (or 1 for a ticket sent
-    to an open counter). Both are None when the ticket is not waiting; the estimate is None when
-    no counter for it is open: no number is better than an invented one. The estimator of the
-    live-management work replaces this.
+    among the tickets sent to that counter. The estimate is the estimator's (`waits.live`, the
+    mean of its simulated waits from the branch's last change). Both are None when the ticket
+    is not waiting; the estimate is None when no counter for it is open: no number is better
+    than an invented one.
     """
     if ticket.status != TicketStatus.WAITING:
         return None, None
@@ -66,39 +64,40 @@ def standing(ticket: Ticket) -> tuple[int | None, int | None]:
     pos = row.ahead + 1
     if row.open == 0:
         return pos, None
-    return pos, math.ceil(pos * ticket.service.expected_duration_s / row.open)
+    return pos, estimated_wait(ticket)
 
 
-def quoted_wait_at_issue(branch_id: int, service, now) -> int | None:
-    """The estimate a ticket of `service` issued at `now` is shown (kiosk, API, phone), before
-    it is inserted: `standing`'s formula for the place behind every ticket waiting in the
-    service's queue since `now` or earlier. Stored as `Ticket.quoted_wait_s`; the one-statement
-    path (`fastpath.py`) computes the same inside its statement. None: no counter open.
-    """
-    ahead = (
+def issue_standing(ticket: Ticket) -> tuple[int | None, int | None]:
+    """The issue answer's (position, estimate): the place now and the wait quoted at issue
+    (`Ticket.quoted_wait_s`, as the one-statement path answers), no new estimate."""
+    if ticket.status != TicketStatus.WAITING:
+        return None, None
+    ahead = db.session.scalar(
         select(func.count())
         .select_from(Ticket)
         .where(
-            Ticket.branch_id == branch_id,
+            Ticket.branch_id == ticket.branch_id,
             Ticket.status == TicketStatus.WAITING,
-            Ticket.service_id == service.id,
+            Ticket.service_id == ticket.service_id,
             Ticket.target_counter_id.is_(None),
-            Ticket.queue_since <= now,
+            tuple_(Ticket.queue_since, Ticket.id) < tuple_(ticket.queue_since, ticket.id),
         )
     )
-    serving = (
-        select(func.count())
-        .select_from(CounterService)
-        .join(Counter, Counter.id == CounterService.counter_id)
-        .where(CounterService.service_id == service.id, Counter.status == CounterStatus.OPEN)
-    )
-    row = db.session.execute(
-        select(ahead.scalar_subquery().label("ahead"), serving.scalar_subquery().label("open"))
-    ).one()
-    if row.open == 0:
-        return None
-    # integer ceiling, as the statement of fastpath.py computes it
-    return -(-(row.ahead + 1) * service.expected_duration_s // row.open)
+    return ahead + 1, ticket.quoted_wait_s
+
+
+def ticket_estimate(ticket: Ticket):
+    """The estimator's `Estimate` of a waiting ticket (`waits.live`, cached per branch change);
+    None when no open counter serves it."""
+    from ..waits import live
+
+    return live.branch_estimates(ticket.branch).ticket_wait(ticket)
+
+
+def estimated_wait(ticket: Ticket) -> int | None:
+    from ..waits import live
+
+    return live.wire(ticket_estimate(ticket))["estimated_wait_s"]
 
 
 def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int | None]]:
@@ -122,6 +121,9 @@ def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int
             )
         )
     )
+    from ..waits import live
+
+    estimates = None
     seen: dict[tuple, int] = {}
     result = {}
     for ticket in waiting:
@@ -133,7 +135,11 @@ def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int
             serving = open_by_service.get(ticket.service_id, 0)
         pos = seen.get(queue, 0) + 1
         seen[queue] = pos
-        wait = math.ceil(pos * ticket.service.expected_duration_s / serving) if serving else None
+        wait = None
+        if serving:
+            if estimates is None:
+                estimates = live.branch_estimates(ticket.branch)
+            wait = live.wire(estimates.ticket_wait(ticket))["estimated_wait_s"]
         result[ticket.id] = (pos, wait)
     return result
 

@@ -146,7 +146,11 @@ def intake(branch: Branch, service: Service, *, now: datetime) -> Intake:
     open_counters, all_counters = _counters_for(service)
     waiting = _waiting(branch, service, now)
     duration = service.expected_duration_s
-    estimate = math.ceil((waiting + 1) * duration / open_counters) if open_counters else None
+    estimate = None
+    if open_counters:  # what a ticket issued now is quoted (`waits.live.quote`)
+        from ..waits import live
+
+        estimate = live.wire(live.quote(branch, service.id))["estimated_wait_s"]
 
     def closed(reason: str, capacity: int | None = None) -> Intake:
         return Intake(False, reason, estimate, capacity)

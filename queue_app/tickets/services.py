@@ -23,7 +23,7 @@ from ..core.errors import Conflict, IllegalTransition, InvalidInput, NotAllowed,
 from ..customers.models import Customer
 from ..extensions import db
 from ..routing import policy as routing
-from . import fastpath, journal, queries, states
+from . import fastpath, journal, states
 from .models import PRIORITY_RANK, Priority, Source, Ticket, TicketSequence, TicketStatus, Visit
 
 TOKEN_BYTES = 24  # 192 bits
@@ -88,6 +88,8 @@ def issue_ticket(
     if awaiting_arrival and source != Source.MOBILE:
         raise InvalidInput("only a remote ticket waits for its arrival", "unexpected_arrival")
     day = branch.business_day(now)
+    # the estimate known now (a cache read of `waits.live`), before any row is written or locked
+    quoted = quoted_wait(branch, service, now=now, appointment_due_at=appointment_due_at)
     if not awaiting_arrival and fastpath.applies(
         db.session, customer=customer, source=source, appointment_due_at=appointment_due_at
     ):
@@ -102,11 +104,11 @@ def issue_ticket(
             priority=priority,
             source=source,
             actor_id=actor.id if actor else None,
+            quoted_wait_s=quoted,
         )
         if ticket is not None:
             return ticket
         # nothing written: the rows are not what the objects say; the ORM path decides
-    quoted = quoted_wait(branch, service, now=now, appointment_due_at=appointment_due_at)
     visit = Visit(
         branch_id=branch.id,
         customer_id=customer.id if customer else None,
@@ -162,13 +164,16 @@ def quoted_wait(
 
     An appointment checked in on time is told "we will call your number around <start>"
     (kiosk, booking/checkin.py): its quoted wait is the time left until the start (0 when
-    early is over). Every other ticket is shown the queue-length estimate
-    (`queries.quoted_wait_at_issue`, the same as the one-statement path); None when no
-    counter serving the service is open (the customer is told "not known yet").
+    early is over). Every other ticket is told the estimator's wait of a new ticket of its
+    service as the kiosk and the phones show it at that moment (`waits.live.quote`: the
+    estimate of the branch's last change, cached; what was known at arrival, as the replay
+    quotes); None when no counter serving the service is open ("not known yet").
     """
     if appointment_due_at is not None:
         return max(0, math.ceil((appointment_due_at - now).total_seconds()))
-    return queries.quoted_wait_at_issue(branch.id, service, now)
+    from ..waits import live
+
+    return live.wire(live.quote(branch, service.id))["estimated_wait_s"]
 
 
 def issue_plain(

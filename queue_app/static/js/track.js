@@ -23,10 +23,22 @@
   function fill(pattern, values) {
     return pattern.replace(/%\((\w+)\)s/g, function (_m, key) { return values[key] == null ? "" : values[key]; });
   }
-  function minutes(seconds) {
-    var n = Math.max(1, Math.ceil(seconds / 60));
-    var pattern = n === 1 ? texts.minutes.one : texts.minutes.other;
-    return pattern.replace("{n}", String(n));
+  // the estimator's range as customers read it: waits/estimator.py friendly_range and
+  // waits/text.py range_text, with the words of waits/present.py range_patterns
+  function friendlyRange(lowS, highS) {
+    var lo = Math.max(0, lowS) / 60, hi = Math.max(lo, highS / 60), a, b;
+    if (hi < 10) { a = Math.floor(lo); b = Math.ceil(hi); }
+    else { a = 5 * Math.floor(lo / 5); b = 5 * Math.ceil(hi / 5); }
+    if (b <= a) b = a + (b < 10 ? 1 : 5);
+    return [a, b];
+  }
+  function waitText(ticket) {
+    if (ticket.estimated_wait_s == null) return texts.wait_unknown;
+    var span = ticket.estimated_wait_range || { low_s: ticket.estimated_wait_s, high_s: ticket.estimated_wait_s };
+    var m = friendlyRange(span.low_s, span.high_s), words = texts.wait_range;
+    if (m[1] <= 1) return words.under_minute;
+    if (m[0] === 0) return words.up_to.replace("{high}", String(m[1]));
+    return words.range.replace("{low}", String(m[0])).replace("{high}", String(m[1]));
   }
 
   var hook = {
@@ -127,7 +139,7 @@
     if (status === "waiting") {
       var pos = ticket.position;
       field("ahead").textContent = pos == null ? "–" : pos <= 1 ? texts.ahead_none : String(pos - 1);
-      field("wait").textContent = ticket.estimated_wait_s == null ? texts.wait_unknown : minutes(ticket.estimated_wait_s);
+      field("wait").textContent = waitText(ticket);
     }
     var arrival = field("arrival");
     if (arrival) arrival.hidden = status !== "waiting";

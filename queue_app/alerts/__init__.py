@@ -1,0 +1,1 @@
+"""Alert thresholds of live management: rules, alerts and their timeline."""
