@@ -35,7 +35,8 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
-from ..accounts.models import Role, User, user_branches
+from ..accounts.models import User
+from ..accounts.queries import branch_manager
 from ..branches.models import Branch, Service
 from ..core.errors import Conflict, InvalidInput
 from ..core.events import publish
@@ -76,21 +77,6 @@ LIMITS = {
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def branch_manager(session: Session, branch_id: int) -> User | None:
-    """The branch's manager: the active branch manager of the branch with the smallest id."""
-    return session.scalar(
-        select(User)
-        .join(user_branches, user_branches.c.user_id == User.id)
-        .where(
-            user_branches.c.branch_id == branch_id,
-            User.role == Role.BRANCH_MANAGER,
-            User.active.is_(True),
-        )
-        .order_by(User.id)
-        .limit(1)
-    )
 
 
 def _step(session, alert: Alert, kind, now, *, actor=None, value=None, note=None, **data):
@@ -216,7 +202,7 @@ def evaluate_branch(session: Session, branch: Branch, now: datetime) -> list[Ale
 
 
 def _raise(session, rule: AlertRule, branch: Branch, reading: Reading, now) -> Alert | None:
-    owner = branch_manager(session, branch.id)
+    owner = branch_manager(branch.id)
     alert = Alert(
         rule_id=rule.id,
         subject=reading.subject,

@@ -30,7 +30,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from ..accounts.models import CX_ROLES, Role, User, user_branches
+from ..accounts.models import CX_ROLES, Role, User
+from ..accounts.queries import branch_manager
 from ..core.errors import Conflict, InvalidInput
 from ..customers.models import Customer
 from ..extensions import db
@@ -82,21 +83,6 @@ def triggers_of(response: FeedbackResponse, survey: SurveyConfig) -> list[str]:
     comment = response.comment or ""
     found += [f"keyword:{w}" for w in (survey.escalate_keywords or ()) if _has_word(comment, w)]
     return found
-
-
-def branch_manager(branch_id: int) -> User | None:
-    """The branch's manager: the active branch manager of the branch with the smallest id."""
-    return db.session.scalar(
-        select(User)
-        .join(user_branches, user_branches.c.user_id == User.id)
-        .where(
-            user_branches.c.branch_id == branch_id,
-            User.role == Role.BRANCH_MANAGER,
-            User.active.is_(True),
-        )
-        .order_by(User.id)
-        .limit(1)
-    )
 
 
 def level_one_owner(branch_id: int, survey: SurveyConfig) -> User | None:
