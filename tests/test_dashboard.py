@@ -133,6 +133,8 @@ def test_the_branch_view(session, day):
     # Teller 1 serves A003 since at(2, 40): 900 s in, past its 240 s, so the model gives it
     # 30 s more; then A004 (240 s); a new teller ticket is called at 30 + 240 = 270 s.
     assert queues["teller"].estimated_wait_s == 270
+    # and its range, what customers are told: one point, every run being the same here
+    assert queues["teller"].estimated_wait_range == {"low_s": 270, "high_s": 270}
     # CS 1 (cs, then loans) is idle: the cs ticket at once, 720 s; a new cs ticket at 720 s
     assert queues["cs"].estimated_wait_s == 720
     # a new loans ticket: CS 1 also serves loans, after the cs ticket; Kredit 1 is closed.
@@ -252,6 +254,16 @@ def test_the_branch_page_and_its_state(client, day, frozen):
     assert 'data-testid="waiting-chart"' in page and 'data-testid="wait-chart"' in page
     assert 'data-counter="Teller 1" data-state="serving"' in page and "19:00" in page
     assert "66.7%" in page
+
+    # each queue's estimated wait as customers read it (the range: whole minutes under 10,
+    # then steps of 5), the mean beside it
+    def ewt(code):
+        row = page[page.index(f'<tr data-service="{code}"') :]
+        cell = row[row.index('data-testid="ewt"') :]
+        return cell[: cell.index("</td>")]
+
+    assert ">4-5 min <" in ewt("teller") and ">mean 4 min<" in ewt("teller")
+    assert ">10-15 min <" in ewt("loans") and ">mean 12 min<" in ewt("loans")
     state = client.get("/dashboard/JKT01/state.json").get_json()
     assert state["business_day"] == "2026-03-03"
     assert state["within_target"] == {"called": 3, "within": 2, "percent": 66.7}
@@ -260,6 +272,7 @@ def test_the_branch_page_and_its_state(client, day, frozen):
         "waiting": 1,
         "longest_wait_s": 1800,
         "estimated_wait_s": 270,  # the estimator: see test_the_branch_view
+        "estimated_wait_range": {"low_s": 270, "high_s": 270},
         "open_counters": 1,
         "target_wait_s": 900,
         "status": "red",

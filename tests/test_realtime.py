@@ -500,3 +500,153 @@ def test_wildcard_origins_are_refused():
 
     with pytest.raises(RuntimeError, match="never"):
         init_realtime(SimpleNamespace(config={"CORS_ORIGINS": ["*"]}, extensions={}))
+
+
+# --- an estimate still pending when a change was pushed --------------------------------------
+
+
+@pytest.fixture
+def ewt_interval(app):
+    """The estimator's rate limit of production (2 s per branch) instead of the tests' 0; the
+    estimates cache emptied before and after."""
+    from queue_app.waits import live
+
+    live.clear_cache()
+    app.config["EWT_MIN_INTERVAL_S"] = 2.0
+    yield 2.0
+    app.config["EWT_MIN_INTERVAL_S"] = 0.0
+    live.clear_cache()
+
+
+def wait_for(client, kind, count=1, tries=200):
+    """The `change` events of `kind` the client has received, once there are `count` (a
+    bounded wait: 200 x 50 ms). Every other event received meanwhile is returned too."""
+    import time
+
+    got = []
+    for _ in range(tries):
+        got += received(client)
+        if sum(1 for c in got if c.get("kind") == kind) >= count:
+            break
+        time.sleep(0.05)
+    return got
+
+
+def settled(target, branch_id):
+    """No deferred estimate push waits for the branch, none is queued or being built."""
+    target.drain()
+    return not target.estimates.waiting(branch_id)
+
+
+def test_an_estimate_pending_at_the_push_is_pushed_when_it_can_be_made(
+    app, rt, now, make, ewt_interval
+):
+    from queue_app.waits import live
+
+    target = pusher(app)
+    engine.open_counter(counter(rt), rt.staff, now=now)
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1))
+    commit()
+    drain(app)
+    live.clear_cache()  # the issue estimated the branch before the ticket: forgotten
+    _, token = device(rt, now=now)
+    display = display_sock(app, token)  # its snapshot makes the estimate: within 2 s, no other
+    [snap] = received(display, "snapshot")
+    teller = {q["code"]: q for q in snap["services"]}["teller"]
+    # Teller 1 is idle: the waiting ticket is called at once, a new one after its 240 s
+    assert (teller["waiting"], teller["estimated_wait_s"]) == (1, 240)
+    pushes = target.estimate_pushes
+
+    # two changes inside the interval: each is pushed at once with the estimate there is
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=2))
+    commit()
+    drain(app)
+    third = make.ticket(rt.branch, "teller", now=now + timedelta(seconds=3))
+    commit()
+    drain(app)
+    phone = sock(app, auth={"ticket": third.token})
+    [mine] = received(phone, "snapshot")
+    issued = received(display, "change")
+    assert [(c["kind"], c["queues"][0]["waiting"]) for c in issued] == [
+        ("issued", 2),
+        ("issued", 3),
+    ]
+    assert [c["queues"][0]["estimated_wait_s"] for c in issued] == [240, 240]  # pending
+    assert mine["ticket"]["position"] == 3 and mine["ticket"]["estimated_wait_s"] == 240
+
+    # nothing else happens: the estimate of the second change comes when the interval ends
+    got = wait_for(display, "estimate")
+    [late] = [c for c in got if c.get("kind") == "estimate"]
+    last = issued[-1]["seq"]
+    assert (late["seq"], late["prev"]) == (last, last)  # the state the display has
+    [queue] = [q for q in late["queues"] if q["code"] == "teller"]
+    # three waiting, called at 0, 240 and 480 s: a new ticket at 720 s
+    assert (queue["waiting"], queue["estimated_wait_s"]) == (3, 720)
+    assert queue["estimated_wait_range"] == {"low_s": 720, "high_s": 720}
+    assert {q["code"] for q in late["queues"]} == {"teller", "cs", "loans"}
+    assert set(late) == {"seq", "prev", "kind", "at", "branch", "queues"}  # no entry, no ticket
+    # the phone of the third ticket hears its own wait: after the two before it
+    [place] = [c for c in wait_for(phone, "estimate") if c.get("kind") == "estimate"]
+    assert place["seq"] == last and place["self"] is False
+    assert place["ticket"]["number"] == third.number and place["ticket"]["position"] == 3
+    assert place["ticket"]["estimated_wait_s"] == 480
+    assert place["ticket"]["estimated_wait_range"] == {"low_s": 480, "high_s": 480}
+    assert target.estimate_pushes == pushes + 1
+    assert settled(target, rt.branch.id)
+    assert received(display) == [] and received(phone) == []
+
+
+def test_many_quick_changes_give_one_deferred_push(app, rt, now, make, ewt_interval):
+    target = pusher(app)
+    engine.open_counter(counter(rt), rt.staff, now=now)
+    commit()
+    _, token = device(rt, now=now)
+    display = display_sock(app, token)
+    staff = sock(app, auth={"branch": "JKT01"}, user=rt.staff)
+    manager = sock(app, auth={"dashboard": "JKT01"}, user=rt.manager)
+    received(display), received(staff), received(manager)
+    pushes, fired = target.estimate_pushes, target.estimates.fired
+    for i in range(6):  # six changes, each its own commit and push, inside one interval
+        make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1 + i))
+        commit()
+        drain(app)
+    seq = db.session.scalar(select(Branch.event_seq).where(Branch.id == rt.branch.id))
+    got = wait_for(display, "estimate")
+    assert [c["kind"] for c in got] == ["issued"] * 6 + ["estimate"]
+    assert got[-1]["seq"] == seq
+    [queue] = [q for q in got[-1]["queues"] if q["code"] == "teller"]
+    assert (queue["waiting"], queue["estimated_wait_s"]) == (6, 6 * 240)
+    assert settled(target, rt.branch.id)  # and nothing more to come
+    assert target.estimate_pushes == pushes + 1 and target.estimates.fired == fired + 1
+    assert [c["kind"] for c in received(display)] == []
+    # the counter screens hear it once too, after the six entries; the dashboard a hint
+    staff_got = [c["kind"] for c in received(staff, "change")]
+    assert staff_got == ["issued"] * 6 + ["estimate"]
+    hints = [h for h in received(manager, "change") if h["kind"] == "estimate"]
+    assert hints == [{"kind": "estimate", "branch_id": rt.branch.id, "seq": seq}]
+
+
+def test_an_up_to_date_push_cancels_the_deferred_one(app, rt, now, make, ewt_interval):
+    """A change pushed once the estimator may run again carries the new estimate itself: the
+    deferred push that was waiting for the branch is dropped."""
+    target = pusher(app)
+    engine.open_counter(counter(rt), rt.staff, now=now)
+    commit()
+    _, token = device(rt, now=now)
+    display = display_sock(app, token)
+    received(display)
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1))
+    commit()
+    drain(app)
+    assert received(display, "change")[0]["queues"][0]["estimated_wait_s"] == 0  # pending
+    assert target.estimates.waiting(rt.branch.id)  # a push is put off
+    target.estimates.timer.cancel()  # this test says when the interval is over: now
+    app.config["EWT_MIN_INTERVAL_S"] = 0.0
+    pushes = target.estimate_pushes
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=2))
+    commit()
+    drain(app)
+    [change] = received(display, "change")
+    assert change["queues"][0]["estimated_wait_s"] == 2 * 240  # up to date
+    assert not target.estimates.waiting(rt.branch.id)
+    assert settled(target, rt.branch.id) and target.estimate_pushes == pushes

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from ..cx import charts
 from ..feedback.metrics import display
 from ..realtime.payloads import iso
+from ..waits.present import wait_text
 from . import queries as q
 
 
@@ -218,6 +219,13 @@ def branch_state(view: q.BranchView, now: datetime, can_ack: bool) -> dict:
                 "name": r.service.display_name(lang),
                 "longest": duration(r.longest_wait_s),
                 "ewt": duration(r.estimated_wait_s),
+                # the range customers are told ("10-15 min"), the mean beside it
+                "ewt_range": wait_text(
+                    {
+                        "estimated_wait_s": r.estimated_wait_s,
+                        "estimated_wait_range": r.estimated_wait_range,
+                    }
+                ),
                 "target": duration(r.target_wait_s),
             }
             for r in view.queues
@@ -265,6 +273,7 @@ def branch_state(view: q.BranchView, now: datetime, can_ack: bool) -> dict:
                 "waiting": r.waiting,
                 "longest_wait_s": r.longest_wait_s,
                 "estimated_wait_s": r.estimated_wait_s,
+                "estimated_wait_range": r.estimated_wait_range,
                 "open_counters": r.open_counters,
                 "target_wait_s": r.target_wait_s,
                 "status": r.colour,

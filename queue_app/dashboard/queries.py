@@ -283,6 +283,7 @@ class QueueRow:
     open_counters: int
     target_wait_s: int
     colour: str
+    estimated_wait_range: dict | None = None  # {low_s, high_s}: what customers read
 
 
 @dataclass
@@ -438,6 +439,7 @@ def branch_view(
                 open_counters=live.get("open_counters", 0),
                 target_wait_s=service.target_wait_s,
                 colour=status_colour([(queue, service.target_wait_s)], [], now, amber_share),
+                estimated_wait_range=live.get("estimated_wait_range"),
             )
         )
     tickets = _today_tickets(session, branch, day)

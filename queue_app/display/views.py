@@ -3,6 +3,7 @@ from flask_babel import force_locale, gettext
 
 from ..devices.models import DeviceKind
 from ..devices.web import device_required
+from ..waits.present import range_patterns
 from . import bp
 
 
@@ -13,8 +14,7 @@ def speech_strings() -> dict:
         "announce_recall": gettext(
             "Calling again, ticket number %(number)s, please go to %(counter)s"
         ),
-        "minutes": gettext("about %(n)s min"),
-        "under_minute": gettext("under a minute"),
+        "wait_range": range_patterns(),  # "10-15 min", as the customer's phone says it
         "no_estimate": gettext("no counter open"),
         "waiting_one": gettext("1 waiting"),
         "waiting_many": gettext("%(n)s waiting"),

@@ -11,7 +11,9 @@ Who joins what (decided here, from the signed-in user; clients name no rooms):
 
 Pushes are hints, not data: `change` events `{"kind": "journey", "branch_id", "seq"}` after
 committed journal entries, at most one per branch per `DASHBOARD_PUSH_INTERVAL_S` (the last
-one of a burst is sent when the interval ends, so the page never stays behind), and
+one of a burst is sent when the interval ends, so the page never stays behind),
+`{"kind": "estimate", "branch_id", "seq"}` when an estimate that was pending at the last push
+has been made (`pushes.Pusher`), and
 `{"kind": "alert", "branch_id", "alert_id", "status"}` after an `alert.changed` commit. The page
 refetches its JSON state on each (`static/js/dashboard.js`), on connect and every 30 s.
 """
@@ -28,6 +30,7 @@ from sqlalchemy import select
 
 from ..branches.models import Branch
 from ..core.events import signal
+from .deferred import Deferred
 
 log = logging.getLogger(__name__)
 NETWORK_ROOM = "dashboard:network"
@@ -113,15 +116,14 @@ def _listening(rooms: dict, branch_id: int) -> list[str]:
 class DashboardHints:
     """Throttled `journey` hints for the dashboard rooms of this process: at most one per
     branch per `interval` seconds; a change inside the interval is sent when it ends (one
-    timer for all branches), with the latest seq."""
+    timer for all branches, `deferred.Deferred`), with the latest seq."""
 
     def __init__(self, pusher, interval: float = DEFAULT_INTERVAL_S):
         self.pusher = pusher
         self.interval = float(interval)
         self.lock = threading.Lock()
         self.last: dict[int, float] = {}
-        self.pending: dict[int, int] = {}
-        self.timer: threading.Timer | None = None
+        self.later = Deferred(self.flush, name="dashboard-hints")
         self.sent = 0  # hints emitted (tests read it)
 
     def note(self, batch: dict[int, list[int]], rooms: dict) -> None:
@@ -132,40 +134,22 @@ class DashboardHints:
             for branch_id, seqs in batch.items():
                 if not seqs or not _listening(rooms, branch_id):
                     continue
-                seq = max(max(seqs), self.pending.pop(branch_id, 0))
-                if now - self.last.get(branch_id, float("-inf")) >= self.interval:
+                last = self.last.get(branch_id, float("-inf"))
+                if now - last >= self.interval:
+                    seq = max(max(seqs), self.later.take(branch_id, 0))
                     self.last[branch_id] = now
                     due.append((branch_id, seq))
                 else:
-                    self.pending[branch_id] = seq
-            self._arm(now)
+                    self.later.defer(branch_id, last + self.interval, max(seqs), merge=max)
         self._send(due, rooms)
 
-    def _arm(self, now: float) -> None:
-        """Start the timer for the earliest pending branch (lock held)."""
-        if not self.pending or (self.timer is not None and self.timer.is_alive()):
-            return
-        wake = min(self.last.get(b, now) for b in self.pending) + self.interval
-        self.timer = threading.Timer(max(0.0, wake - now), self.flush)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def flush(self) -> None:
-        """Send the pending hints whose interval has ended."""
+    def flush(self, due: list[tuple[int, int]]) -> None:
+        """Send the hints whose interval has ended (`self.later` calls it)."""
         now = time.monotonic()
-        due = []
         with self.lock:
-            self.timer = None
-            for branch_id, seq in list(self.pending.items()):
-                if now - self.last.get(branch_id, float("-inf")) >= self.interval - 0.005:
-                    del self.pending[branch_id]
-                    self.last[branch_id] = now
-                    due.append((branch_id, seq))
-            self._arm(now)
-        try:
-            self._send(due, self.pusher._rooms())
-        except Exception:  # a failed hint must not stop later ones
-            log.exception("dashboard hint failed")
+            for branch_id, _seq in due:
+                self.last[branch_id] = now
+        self._send(due, self.pusher._rooms())
 
     def _send(self, due: list[tuple[int, int]], rooms: dict) -> None:
         step = []

@@ -8,7 +8,6 @@ Everything here reads committed rows through the session it is given.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -323,7 +322,6 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
 
     `wanted(room)`: only the pushes of rooms it accepts (the rooms somebody listens to);
     the places are computed only when a waiting ticket's room is wanted."""
-    from ..waits import live
 
     want = wanted or (lambda _room: True)
     events = session.scalars(
@@ -428,42 +426,75 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
     # the other waiting tickets of the queues that moved hear their new place
     if moved:
         last_seq, last_kind, last_at = moved[-1]
-        waiting = session.scalars(
-            select(Ticket)
-            .options(joinedload(Ticket.service))
-            .where(Ticket.branch_id == branch_id, Ticket.status == TicketStatus.WAITING)
-            .order_by(Ticket.queue_since, Ticket.id)
-        ).all()
-        listening = {t.id for t in waiting if want(f"ticket:{t.id}")}
-        standings = queries.standings(branch_id, waiting) if listening else {}
-        by_queue = Tally()
-        for t in waiting:
-            if t.id in own or (t.service_id not in touched and t.target_counter_id is None):
-                continue
-            if t.id not in listening:
-                continue
-            by_queue[t.service_id] += 1
-            position, estimate = standings[t.id]
-            out.append(
-                (
-                    f"ticket:{t.id}",
-                    {
-                        "seq": last_seq,
-                        "kind": last_kind,
-                        "at": iso(last_at),
-                        "branch": code,
-                        "self": False,
-                        "ticket": {
-                            **ticket_public(t),
-                            "position": position,
-                            **(
-                                live.wire(queries.ticket_estimate(t))
-                                if estimate is not None
-                                else live.wire(None)
-                            ),
-                            "called_at": None,
-                        },
-                    },
-                )
-            )
+        base = {"seq": last_seq, "kind": last_kind, "at": iso(last_at), "branch": code}
+
+        def moved_queue(t: Ticket) -> bool:
+            return t.id not in own and (t.service_id in touched or t.target_counter_id is not None)
+
+        out = _places(session, branch_id, base, want, moved_queue)
     yield out
+
+
+def _places(session, branch_id: int, base: dict, want, include) -> list[tuple[str, dict]]:
+    """The place and estimated wait of each waiting ticket of the branch that `include`
+    accepts and whose room is wanted, as a `self: false` push with the fields of `base`."""
+    from ..waits import live
+
+    waiting = session.scalars(
+        select(Ticket)
+        .options(joinedload(Ticket.service))
+        .where(Ticket.branch_id == branch_id, Ticket.status == TicketStatus.WAITING)
+        .order_by(Ticket.queue_since, Ticket.id)
+    ).all()
+    listening = {t.id for t in waiting if want(f"ticket:{t.id}")}
+    standings = queries.standings(branch_id, waiting) if listening else {}
+    out = []
+    for t in waiting:
+        if t.id not in listening or not include(t):
+            continue
+        position, estimate = standings[t.id]
+        wire = live.wire(queries.ticket_estimate(t) if estimate is not None else None)
+        out.append(
+            (
+                f"ticket:{t.id}",
+                {
+                    **base,
+                    "self": False,
+                    "ticket": {
+                        **ticket_public(t),
+                        "position": position,
+                        **wire,
+                        "called_at": None,
+                    },
+                },
+            )
+        )
+    return out
+
+
+def estimate_steps(session, branch: Branch, estimate, wanted=None):
+    """The pushes of a newer estimate of the branch's state, made after the change it is for
+    was pushed (the change was *pending*, `waits.live`; `pushes.Pusher` sends these when the
+    interval ends): a `change` of kind `estimate` that records no entry. `estimate`: the
+    `waits.live.Live` just made; its `seq` is the change it is for.
+
+    Two steps, as `change_steps`: the queues of every active service to the display, kiosk and
+    staff rooms (`{seq, prev, kind, at, branch, queues}`; `prev` for displays and kiosks: the
+    last entry they heard up to `seq`), then each waiting ticket's place and estimate to its
+    phone (`{seq, kind, at, branch, self: false, ticket}`). A client applies it when it has
+    applied `prev` (or `seq`) and nothing after `seq` (static/js/floor.js)."""
+    want = wanted or (lambda _room: True)
+    branch_id, seq = branch.id, estimate.seq
+    base = {"seq": seq, "kind": "estimate", "at": iso(estimate.at), "branch": branch.code}
+    out: list[tuple[str, dict]] = []
+    rooms = [f"{a}:{branch_id}" for a in ("display", "kiosk", "staff")]
+    if any(want(room) for room in rooms):
+        queues = service_queues(session, branch)
+        public = {**base, "prev": _public_before(session, branch_id, seq + 1), "queues": queues}
+        for room in rooms[:2]:
+            if want(room):
+                out.append((room, public))
+        if want(rooms[2]):
+            out.append((rooms[2], {**base, "queues": queues}))
+    yield out
+    yield _places(session, branch_id, base, want, lambda _t: True)

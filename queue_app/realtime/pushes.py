@@ -15,8 +15,18 @@ thread per application drains the queue in order and, for each batch:
    kiosk, counter screen or phone listens, pays one PUBLISH per batch and nothing else.
 
 First each entry's own pushes, then the new places of the waiting tickets that have a phone
-listening (`payloads.change_steps`). The asyncio realtime process (`aio.py`) runs the same
-pusher with a delivery function that hands each step to its event loop.
+listening (`payloads.change_steps`).
+
+The estimate is made at most once per branch per `EWT_MIN_INTERVAL_S` (`waits.live`): a change
+pushed inside the interval carries the last estimate, and the new one is *pending*. Then one
+deferred push is put off to the end of the interval (per branch, however many changes came
+meanwhile: `deferred.Deferred`, the timer of the dashboard hints); the worker then makes the
+estimate of the branch's state at that moment and sends a `change` of kind `estimate`
+(`payloads.estimate_steps`) to the rooms that show estimates, and an `estimate` hint to the
+dashboard rooms. A change pushed with an up-to-date estimate meanwhile cancels it.
+
+The asyncio realtime process (`aio.py`) runs the same pusher with a delivery function that
+hands each step to its event loop.
 """
 
 from __future__ import annotations
@@ -32,11 +42,22 @@ from ..core.db import read_only
 from ..core.events import signal
 from ..extensions import db, socketio
 from .dashboard import DEFAULT_INTERVAL_S, DashboardHints
+from .deferred import Deferred
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/floor"
 AUDIENCES = ("display", "kiosk", "staff")  # the branch rooms: `<audience>:<branch id>`
 EXTENSION = "queue_app.realtime"
+# a deferred estimate wakes this long after the interval ends (more than `deferred.SLACK_S`):
+# then the estimator may run for sure
+WAKE_AFTER_S = 0.01
+
+
+class _Estimate:
+    """A queue item: push the estimates of these branches (their deferred push is due)."""
+
+    def __init__(self, branch_ids):
+        self.branch_ids = list(branch_ids)
 
 
 class Pusher:
@@ -59,6 +80,10 @@ class Pusher:
         self.dashboard = DashboardHints(
             self, app.config.get("DASHBOARD_PUSH_INTERVAL_S", DEFAULT_INTERVAL_S)
         )
+        # estimates still pending when a change was pushed: pushed once they can be made
+        self.estimates = Deferred(self._estimates_due, name="realtime-estimates")
+        self.estimated: dict = {}  # branch id -> the estimate (`waits.live.Live`) last pushed
+        self.estimate_pushes = 0  # deferred estimate pushes built (tests read it)
         manager = getattr(self.server, "manager", None)
         if hasattr(manager, "on_journal"):  # journal messages of the other processes
             manager.on_journal = self.receive
@@ -103,9 +128,13 @@ class Pusher:
             batch: dict[int, list[int]] = defaultdict(list)
             shared: list[tuple[int, int]] = []
             markers = []
+            estimates: set[int] = set()
             for item in items:
                 if isinstance(item, threading.Event):
                     markers.append(item)
+                    continue
+                if isinstance(item, _Estimate):
+                    estimates.update(item.branch_ids)
                     continue
                 branch_id, seq, share = item
                 batch[branch_id].append(seq)
@@ -121,6 +150,12 @@ class Pusher:
                     self._push(batch)
                 except Exception:  # a failed push must not stop later ones
                     log.exception("realtime push failed")
+            estimates -= set(batch)  # a change of the branch was just pushed: it decided
+            if estimates:
+                try:
+                    self._push_estimates(sorted(estimates))
+                except Exception:
+                    log.exception("realtime estimate push failed")
             for marker in markers:
                 marker.set()
 
@@ -174,6 +209,80 @@ class Pusher:
                         if step:
                             self.deliver(step)
                             self.sent += len(step)
+                    self._note_estimate(branch_id, max(seqs))
+            finally:
+                db.session.rollback()
+
+    # --- estimates made after the change was pushed --------------------------------------
+
+    def _note_estimate(self, branch_id: int, seq: int) -> None:
+        """After the push of change `seq`: if a read got an older estimate (the change was
+        pending, `waits.live.pending`), push the estimate when the interval ends; otherwise
+        what was pushed is up to date and a deferred push waiting for the branch goes."""
+        from ..waits import live
+
+        pending = live.pending(branch_id)
+        if pending is not None:
+            self.estimates.defer(branch_id, pending[1] + WAKE_AFTER_S)
+            return
+        known = live.last_estimates(branch_id)
+        if known is not None and known.seq is not None and known.seq >= seq:
+            self.estimated[branch_id] = known
+            self.estimates.take(branch_id)
+
+    def _estimates_due(self, due) -> None:
+        """The timer of `self.estimates`: the worker builds the pushes, in order with the
+        others."""
+        self._ensure_thread()
+        self.queue.put(_Estimate(branch_id for branch_id, _value in due))
+
+    def _push_estimates(self, branch_ids: list[int]) -> None:
+        """The deferred pushes: the estimate of each branch's state now, to the rooms that
+        show estimates and listen in this process (`payloads.estimate_steps`)."""
+        from ..branches.models import Branch
+        from ..waits import live
+        from .dashboard import NETWORK_ROOM
+        from .dashboard import room as dashboard_room
+        from .payloads import estimate_steps
+
+        rooms = self._rooms()
+        if not rooms:
+            return
+
+        def wanted(room: str) -> bool:
+            return bool(rooms.get(room))
+
+        with self.app.app_context():
+            try:
+                read_only(db.session)
+                for branch_id in branch_ids:
+                    branch = db.session.get(Branch, branch_id)
+                    if branch is None:
+                        continue
+                    fresh = live.branch_estimates(branch)  # the interval is over: it runs
+                    pending = live.pending(branch_id)
+                    if pending is not None:  # woke early, or another read came first
+                        self.estimates.defer(branch_id, pending[1] + WAKE_AFTER_S)
+                        continue
+                    if fresh.seq is None or fresh is self.estimated.get(branch_id):
+                        continue  # a push carried this very estimate already
+                    self.estimated[branch_id] = fresh
+                    self.estimate_pushes += 1
+                    for step in estimate_steps(db.session, branch, fresh, wanted):
+                        db.session.rollback()
+                        read_only(db.session)
+                        if step:
+                            self.deliver(step)
+                            self.sent += len(step)
+                    hint = {"kind": "estimate", "branch_id": branch_id, "seq": fresh.seq}
+                    step = [
+                        (name, hint)
+                        for name in (dashboard_room(branch_id), NETWORK_ROOM)
+                        if wanted(name)
+                    ]
+                    if step:
+                        self.deliver(step)
+                        self.sent += len(step)
             finally:
                 db.session.rollback()
 

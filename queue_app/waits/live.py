@@ -10,7 +10,9 @@ module never writes.
 Cost control (one run costs 20-40 ms): the estimator runs at most once per branch per
 `EWT_MIN_INTERVAL_S` (config) per process. A change less than that after the last run is
 *pending*: readers get the last result until a read after the interval (the realtime pusher
-reads after every committed change, snapshots read on (re)connect) makes the new one. Runs per
+reads after every committed change, snapshots read on (re)connect) makes the new one; `pending`
+tells the pusher that a read got an older estimate, and it re-pushes once the interval ends
+(`realtime/pushes.py`), so a last change inside the interval still reaches the screens. Runs per
 estimate: `EWT_RUNS`. The issue path only reads the cache (`last_estimates`), except on a cold
 process, where `quote` computes once before the ticket's rows are written.
 
@@ -57,6 +59,7 @@ _lock = threading.Lock()
 _results: OrderedDict = OrderedDict()  # (branch id, event_seq, runs) -> Live
 _models: OrderedDict = OrderedDict()  # (branch id, business day, weeks) -> WaitModel
 _latest: dict = {}  # (branch id, runs) -> (monotonic time of the run, Live): the rate limit
+_asked: dict = {}  # (branch id, runs) -> the latest event_seq a read asked for while pending
 _MAX = 256
 DEFAULT_INTERVAL_S = 2.0
 DEFAULT_RUNS = 100
@@ -68,6 +71,7 @@ def clear_cache() -> None:
         _results.clear()
         _models.clear()
         _latest.clear()
+        _asked.clear()
 
 
 def _setting(name: str, default):
@@ -304,6 +308,8 @@ def branch_estimates(
     interval = _setting("EWT_MIN_INTERVAL_S", DEFAULT_INTERVAL_S)
     tick = clock()
     if latest is not None and tick - latest[0] < interval:
+        with _lock:  # a reader got an older estimate: `pending` says so (realtime re-pushes)
+            _asked[(branch.id, runs)] = max(seq or 0, _asked.get((branch.id, runs), 0))
         return latest[1]  # pending: the next read after the interval makes the new one
     if now is None:
         now = last_change_at(branch.id, seq) or utcnow()
@@ -354,6 +360,23 @@ def last_estimates_pending(
         return None, False
     interval = _setting("EWT_MIN_INTERVAL_S", DEFAULT_INTERVAL_S)
     return latest[1], clock() - latest[0] < interval
+
+
+def pending(branch_id: int, *, runs: int | None = None) -> tuple[int, float] | None:
+    """Whether a read of the branch was answered with an estimate made for an earlier change
+    (the change was *pending*) and no estimate of that change has been made since: (the
+    sequence that read asked for, the `time.monotonic()` moment from which a read makes a new
+    estimate). None: every read got the estimate of the state it asked about. A cache read."""
+    key = (branch_id, _runs(runs))
+    with _lock:
+        asked = _asked.get(key)
+        latest = _latest.get(key)
+    if asked is None or latest is None:
+        return None
+    tick, result = latest
+    if result.seq is not None and result.seq >= asked:
+        return None
+    return asked, tick + _setting("EWT_MIN_INTERVAL_S", DEFAULT_INTERVAL_S)
 
 
 def quote(branch: Branch, service_id) -> Estimate | None:

@@ -1,7 +1,7 @@
 """The estimated wait as the customer pages show it, from the fields every payload carries
 (`estimated_wait_s`, `estimated_wait_range`, made by `waits.live.wire`): the server renders the
-same words (`waits/text.py`) that the tracking page's script (static/js/track.js) writes from a
-live push with `range_patterns`."""
+same words (`waits/text.py`) that the tracking page and the lobby display write from a live
+push with `range_patterns` (`QueueFloor.waitRange` in static/js/floor.js)."""
 
 from __future__ import annotations
 

@@ -189,15 +189,17 @@
     });
   }
 
+  // the estimator's range ("10-15 min"), as on the customer's phone: floor.js writes it in
+  // the server's words (waits/present.py range_patterns)
   function waitText(q) {
-    if (q.estimated_wait_s == null) return S.no_estimate;
-    var min = Math.round(q.estimated_wait_s / 60);
-    return min < 1 ? S.under_minute : fmt(S.minutes, { n: min });
+    var text = QueueFloor.waitRange(q, S.wait_range);
+    return text == null ? S.no_estimate : text;
   }
 
   function renderQueues() {
     var list = el('[data-testid="queues"]');
     list.textContent = "";
+    list.dataset.count = queueOrder.length; // display.css lays the tiles out by their number
     queueOrder.forEach(function (code) {
       var q = queues[code];
       var li = document.createElement("li");
@@ -211,6 +213,7 @@
       count.textContent = q.waiting === 1 ? S.waiting_one : fmt(S.waiting_many, { n: q.waiting });
       var wait = document.createElement("div");
       wait.className = "d-q-wait";
+      wait.dataset.testid = "wait-" + code;
       wait.textContent = waitText(q);
       li.appendChild(name);
       li.appendChild(count);

@@ -10,6 +10,13 @@
  * Events are hints, the database is the truth: the library keeps the last sequence number,
  * drops old and duplicate changes, and asks for a fresh snapshot when it sees a gap, after
  * every (re)connect (the server sends one; it asks if none came) and after 30 s of silence.
+ * A change of kind "estimate" records no entry: it is a newer estimate of the state at its
+ * `seq`, applied (to onChange) by a client that has that state (from `prev`, when given, up
+ * to `seq`), ignored by one that is behind or ahead.
+ *
+ * QueueFloor.waitRange(fields, words): the estimator's range as customers read it
+ * ("10-15 min") from a payload's `estimated_wait_s`/`estimated_wait_range`, with the words
+ * the server renders (waits/present.py range_patterns); null when there is no estimate.
  * Needs socket.io-client (static/vendor/socket.io.min.js) loaded first. No framework.
  */
 (function (global) {
@@ -36,6 +43,7 @@
       changes: 0,
       ignored: 0,
       gaps: 0,
+      estimates: 0,       // "estimate" changes applied
       requested: 0,
       fresh: true,        // next snapshot is taken whatever its seq (first one after a connect)
     };
@@ -87,6 +95,7 @@
       state.lastHeard = Date.now();
       if (!change || typeof change.seq !== "number") return;
       if (state.seq === null) { requestSnapshot(); return; }
+      if (change.kind === "estimate") { applyEstimate(change); return; }
       if (change.seq <= state.seq) { state.ignored += 1; return; } // old or duplicate
       // missed something? `prev` (displays, kiosks) names the entry heard before this one;
       // without it every sequence number is heard
@@ -98,6 +107,20 @@
       }
       state.seq = change.seq;
       state.changes += 1;
+      try { onChange(change); } catch (e) { report(e); }
+    }
+
+    // a newer estimate of the state at change.seq, made after that change was pushed (the
+    // server makes at most one estimate per branch per interval): it holds for a client that
+    // has applied `prev` (the last entry it hears up to `seq`) or anything after it up to `seq`
+    function applyEstimate(change) {
+      var from = typeof change.prev === "number" ? change.prev : change.seq;
+      if (change.seq < state.seq || (state.everySeq && from > state.seq)) {
+        state.ignored += 1; // older than what we have, or a change before it has not come yet
+        return;
+      }
+      state.seq = change.seq;
+      state.estimates += 1;
       try { onChange(change); } catch (e) { report(e); }
     }
 
@@ -142,6 +165,24 @@
     return handle;
   }
 
-  var QueueFloor = { connect: connect, last: null };
+  // the estimator's range as customers read it: waits/estimator.py friendly_range and
+  // waits/text.py range_text, with the words of waits/present.py range_patterns
+  function friendlyRange(lowS, highS) {
+    var lo = Math.max(0, lowS) / 60, hi = Math.max(lo, highS / 60), a, b;
+    if (hi < 10) { a = Math.floor(lo); b = Math.ceil(hi); }
+    else { a = 5 * Math.floor(lo / 5); b = 5 * Math.ceil(hi / 5); }
+    if (b <= a) b = a + (b < 10 ? 1 : 5);
+    return [a, b];
+  }
+  function waitRange(fields, words) {
+    if (!fields || fields.estimated_wait_s == null) return null;
+    var span = fields.estimated_wait_range || { low_s: fields.estimated_wait_s, high_s: fields.estimated_wait_s };
+    var m = friendlyRange(span.low_s, span.high_s);
+    if (m[1] <= 1) return words.under_minute;
+    if (m[0] === 0) return words.up_to.replace("{high}", String(m[1]));
+    return words.range.replace("{low}", String(m[0])).replace("{high}", String(m[1]));
+  }
+
+  var QueueFloor = { connect: connect, last: null, friendlyRange: friendlyRange, waitRange: waitRange };
   global.QueueFloor = QueueFloor;
 })(window);

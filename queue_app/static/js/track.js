@@ -23,22 +23,10 @@
   function fill(pattern, values) {
     return pattern.replace(/%\((\w+)\)s/g, function (_m, key) { return values[key] == null ? "" : values[key]; });
   }
-  // the estimator's range as customers read it: waits/estimator.py friendly_range and
-  // waits/text.py range_text, with the words of waits/present.py range_patterns
-  function friendlyRange(lowS, highS) {
-    var lo = Math.max(0, lowS) / 60, hi = Math.max(lo, highS / 60), a, b;
-    if (hi < 10) { a = Math.floor(lo); b = Math.ceil(hi); }
-    else { a = 5 * Math.floor(lo / 5); b = 5 * Math.ceil(hi / 5); }
-    if (b <= a) b = a + (b < 10 ? 1 : 5);
-    return [a, b];
-  }
+  // the estimator's range ("10-15 min"): written by floor.js, in the server's words
   function waitText(ticket) {
-    if (ticket.estimated_wait_s == null) return texts.wait_unknown;
-    var span = ticket.estimated_wait_range || { low_s: ticket.estimated_wait_s, high_s: ticket.estimated_wait_s };
-    var m = friendlyRange(span.low_s, span.high_s), words = texts.wait_range;
-    if (m[1] <= 1) return words.under_minute;
-    if (m[0] === 0) return words.up_to.replace("{high}", String(m[1]));
-    return words.range.replace("{low}", String(m[0])).replace("{high}", String(m[1]));
+    var text = window.QueueFloor.waitRange(ticket, texts.wait_range);
+    return text == null ? texts.wait_unknown : text;
   }
 
   var hook = {
