@@ -141,3 +141,6 @@ def register_cli(app):
     from .waits.cli import ewt_cli
 
     app.cli.add_command(ewt_cli)
+    from .reports.cli import reports_cli
+
+    app.cli.add_command(reports_cli)

@@ -10,6 +10,7 @@ from .devices.models import Device, DeviceKind
 from .feedback.models import FeedbackInvitation, FeedbackResponse, SurveyConfig
 from .insights.models import WaitStat
 from .notify.models import OutboxMessage
+from .reports.models import ReportSnapshot
 from .tickets.models import (
     JourneyEvent,
     Priority,
@@ -45,6 +46,7 @@ __all__ = [
     "OutboxMessage",
     "Priority",
     "PriorityPolicy",
+    "ReportSnapshot",
     "Role",
     "Service",
     "Source",

@@ -93,6 +93,7 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
         "mark_appointment_no_shows",
         "roll_up_waits",
         "send_reminders",
+        "snapshot_closed_periods",
     ]
     scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start()

@@ -10,6 +10,7 @@ from flask import abort, current_app, g
 from flask_smorest import abort as abort_with
 from marshmallow import Schema, fields, validate
 
+from ..extensions import db
 from ..feedback import metric_queries as access
 from ..reports import queries, staffing
 from ..reports.export import SUMMARY_COLUMNS, rounded
@@ -222,6 +223,7 @@ def report(args):
             )
         service_id = service.id
     data = queries.report(branches, args["period"], args["date"], service_id=service_id)
+    db.session.commit()  # the figures of a closed period read for the first time, stored
     return {
         "period": data.period,
         "label": data.label,

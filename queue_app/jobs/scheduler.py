@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..alerts import jobs as alerts_jobs
@@ -12,6 +13,7 @@ from ..cases import jobs as cases_jobs
 from ..core.types import utcnow
 from ..insights import jobs as insights_jobs
 from ..notify import jobs as notify_jobs
+from ..reports import jobs as reports_jobs
 from . import tasks
 
 JOBS = [
@@ -24,6 +26,12 @@ JOBS = [
     ("roll_up_waits", insights_jobs.roll_up_waits, IntervalTrigger(hours=1)),
     ("escalate_cases", cases_jobs.escalate_cases, IntervalTrigger(minutes=5)),
     ("evaluate_alerts", alerts_jobs.evaluate_alerts, IntervalTrigger(minutes=1)),
+    # after the end-of-day close (every 10 minutes): the reports of the periods just closed
+    (
+        "snapshot_closed_periods",
+        reports_jobs.snapshot_closed_periods,
+        CronTrigger(minute=20, timezone="UTC"),
+    ),
 ]
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
-
 from ..booking import services as booking
-from ..branches.models import Branch
 from ..extensions import db
 from ..tickets import services as tickets
+from .units import per_active_branch
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +19,11 @@ def close_past_business_days(app, now: datetime) -> int:
     One branch is one unit of work: a failure in one branch is logged and rolled back without
     holding back the others.
     """
-    closed = 0
-    with app.app_context():
-        branch_ids = db.session.scalars(select(Branch.id).where(Branch.active.is_(True))).all()
-        db.session.rollback()
-        for branch_id in branch_ids:
-            try:
-                branch = db.session.get(Branch, branch_id)
-                count = tickets.close_past_business_days(branch, now=now)
-                db.session.commit()
-                closed += count
-            except Exception:
-                db.session.rollback()
-                log.exception("closing past business days failed for branch %s", branch_id)
-    return closed
+    return per_active_branch(
+        app,
+        lambda branch: tickets.close_past_business_days(branch, now=now),
+        "closing past business days",
+    )
 
 
 def expire_appointment_holds(app, now: datetime) -> int:

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 
 from ..auth.access import roles_required
 from ..core.types import utcnow
+from ..extensions import db
 from ..reports import export, queries
 from ..reports.stats import Summary
 from . import bp
@@ -136,6 +137,7 @@ def _point_label(point: queries.Point, period: str) -> str:
 def report():
     branches, branch, network, readable, period, day = _read_query()
     data = queries.report(branches, period, day)
+    db.session.commit()  # the figures of a closed period read for the first time, stored
     many = branch is None and len(branches) > 1
     series = [
         {"label": _point_label(p, period), **_cells(p.summary), "summary": p.summary}
@@ -230,6 +232,7 @@ def _export_names(branches, branch):
 def report_csv():
     branches, branch, _network, _readable, period, day = _read_query()
     data = queries.report(branches, period, day)
+    db.session.commit()  # the figures of a closed period read for the first time, stored
     body = export.to_csv(data, _export_names(branches, branch), _short_weekdays())
     return _attachment(body, "text/csv; charset=utf-8", _filename(branch, data, "csv"))
 
@@ -239,6 +242,7 @@ def report_csv():
 def report_xlsx():
     branches, branch, _network, _readable, period, day = _read_query()
     data = queries.report(branches, period, day)
+    db.session.commit()  # the figures of a closed period read for the first time, stored
     body = export.to_xlsx(data, _export_names(branches, branch), _short_weekdays())
     return _attachment(
         body,

@@ -1,8 +1,8 @@
 """The figures of a report worked out inside PostgreSQL: one statement, no ticket rows fetched.
 
-`queries.report` takes this path on PostgreSQL (SQLite keeps the Python path, `queries.build`
-over fetched rows). It gives the same `Report`, figure for figure, because it does the same
-arithmetic on the same values:
+`queries.compute` (behind `queries.report`) takes this path on PostgreSQL (SQLite keeps the
+Python path, `queries.build` over fetched rows). It gives the same `Report`, figure for
+figure, because it does the same arithmetic on the same values:
 
 - a wait or service time is the difference of two timestamps in seconds rounded once from
   the exact microseconds to a float8, as `timedelta.total_seconds()` rounds them

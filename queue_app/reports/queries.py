@@ -9,6 +9,8 @@ report, not the size of the table (a network report names every active branch, n
 "all rows"). On SQLite the figures (stats.py) are then worked out in Python from those
 rows; on PostgreSQL `report` has the database work them out (`aggregate.py`: one statement,
 no rows fetched), with the same arithmetic, so both paths give the same exact figures.
+The report of a closed period is worked out once and then read from its stored figures
+(`snapshots.py`).
 
 `business_day` is the ticket's day in its branch's own time zone, so a day, week or month is
 the branch's local one; hours and weekdays of the series and the heat map are the local
@@ -21,7 +23,7 @@ import calendar
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +31,7 @@ from sqlalchemy import DateTime, String, select, type_coerce
 
 from ..accounts.models import User
 from ..branches.models import Branch, Counter, Service
+from ..core.types import utcnow
 from ..extensions import db
 from ..tickets.models import Ticket, TicketStatus
 from .stats import Row, Summary, Tally, facts
@@ -313,11 +316,45 @@ def items_of(branches: Sequence[Branch], staff_ids: set[int]) -> dict[str, dict[
 
 
 def report(
+    branches: Sequence[Branch],
+    period: str,
+    day: date,
+    *,
+    service_id: int | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """The report of `branches` for the day / week / month holding `day`.
+
+    A closed period (`snapshots.closed`: every day of it past at each branch, no ticket of
+    it still active) is read from its stored figures when they are there; otherwise it is
+    worked out (`compute`) and, when closed, stored (a savepoint of the caller's
+    transaction: the caller commits). An open period is always worked out and never stored.
+    """
+    from . import snapshots
+
+    start, end = period_range(period, day)
+    now = now or utcnow()
+    if not snapshots.past(branches, end, now):
+        return compute(branches, period, day, service_id=service_id)
+    key = snapshots.key_of(branches, period, start, service_id)
+    stored = snapshots.stored_report(key, branches)
+    if stored is not None:
+        return stored
+    # settled first, then worked out: a final ticket never changes, so the figures are
+    # those of the closed period
+    if not snapshots.settled(branches, start, end):
+        return compute(branches, period, day, service_id=service_id)
+    made = compute(branches, period, day, service_id=service_id)
+    snapshots.store(made, key, service_id=service_id, now=now)
+    return made
+
+
+def compute(
     branches: Sequence[Branch], period: str, day: date, *, service_id: int | None = None
 ) -> Report:
-    """The report of `branches` for the day / week / month holding `day`. On PostgreSQL the
-    figures are worked out in the database (`aggregate.py`, the same figures without
-    fetching the tickets); elsewhere from the fetched rows (`report_from_rows`)."""
+    """The report worked out from its tickets, never stored. On PostgreSQL the figures are
+    worked out in the database (`aggregate.py`, the same figures without fetching the
+    tickets); elsewhere from the fetched rows (`report_from_rows`)."""
     if db.session.get_bind().dialect.name == "postgresql":
         from . import aggregate
 
