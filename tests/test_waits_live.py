@@ -80,3 +80,22 @@ def test_state_model_and_cache(make, session, now):
     assert {c.id: c.status for c in live.branch_state(b, at).counters}[c2.id] == IDLE
     # Loket 2 (cs first, then teller) now takes the next teller ticket at once
     assert again.estimates.tickets[tickets[1].id].mean_s == 0.0
+
+
+def test_priority_share_is_learned_from_history(make, session, now):
+    """Of yesterday's eight teller tickets two were in a higher priority class (elderly,
+    pregnant): with ten normal arrivals as the prior the model expects 2 / 18 of today's
+    arrivals to go ahead; cs had none."""
+    from queue_app.tickets.models import Priority
+
+    b = make.branch(counters=[("Loket 1", ["teller", "cs"])])
+    teller, cs = make.service(b, "teller"), make.service(b, "cs")
+    yesterday = now - timedelta(days=1)
+    kinds = [Priority.NORMAL] * 6 + [Priority.ELDERLY, Priority.PREGNANT]
+    for k, priority in enumerate(kinds):
+        make.ticket(b, "teller", now=yesterday + timedelta(minutes=k), priority=priority)
+    make.ticket(b, "cs", now=yesterday)
+    session.commit()
+    model = live.learned_model(b, now)
+    assert model.arrivals.priority_share == {teller.id: pytest.approx(2 / 18)}
+    assert cs.id not in model.arrivals.priority_share

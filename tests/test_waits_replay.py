@@ -25,6 +25,7 @@ from queue_app.waits.replay import (
     ReplayInputError,
     ReplayOptions,
     _known_by,
+    read_counter_file,
     read_counters,
     read_visits,
     replay,
@@ -321,3 +322,182 @@ def test_cli_evaluate_scores_a_predictions_file(run, tmp_path):
     result = run("evaluate", "--visits", DAY, "--counters", COUNTERS, "--pred", str(short))
     assert result.exit_code == 2
     assert "no prediction for ticket 'A002'" in result.output
+
+
+# --- the optional columns a live branch also records --------------------------------------
+
+
+def _with_columns(tmp_path, visit_extra: dict, counter_absences: dict | None = None):
+    """The fixture day with the optional `priority` and `appointment_at` columns (values per
+    ticket, empty elsewhere) and, if given, the counters' `absences` column."""
+
+    def change(rows):
+        for r in rows:
+            r["priority"] = visit_extra.get(r["ticket_id"], {}).get("priority", "")
+            r["appointment_at"] = visit_extra.get(r["ticket_id"], {}).get("appointment_at", "")
+        return rows
+
+    day = _rewrite(DAY, tmp_path / "day.csv", change)
+    counters = COUNTERS
+    if counter_absences is not None:
+
+        def add(rows):
+            for r in rows:
+                r["absences"] = counter_absences.get(r["counter"], "")
+            return rows
+
+        counters = _rewrite(COUNTERS, tmp_path / "counters.csv", add)
+    return day, counters
+
+
+def test_optional_columns_are_read(tmp_path):
+    day, counters_path = _with_columns(
+        tmp_path,
+        {"A005": {"priority": "1"}, "B001": {"appointment_at": "2026-03-02T08:05:00+07:00"}},
+        {"C1": "2026-03-02T11:00:00+07:00/2026-03-02T11:30:00+07:00"},
+    )
+    counters, schedule = read_counter_file(counters_path)
+    visits = {v.ticket_id: v for v in read_visits(day, counters)}
+    assert visits["A005"].priority == 1 and visits["A004"].priority == 0
+    assert visits["B001"].appointment_at == moment("08:05:00")
+    assert visits["A005"].appointment_at is None
+    assert schedule == {"C1": [(moment("11:00:00"), moment("11:30:00"))]}
+    # the format's own files have none of them
+    assert read_counter_file(COUNTERS)[1] == {}
+    assert {v.priority for v in read_visits(DAY, counters)} == {0}
+
+
+@pytest.mark.parametrize(
+    ("header_extra", "value", "message"),
+    [
+        ("priority", "high", "priority is a whole number"),
+        ("priority", "-1", "priority is a whole number"),
+        ("appointment_at", "08:05", "appointment_at is not an ISO 8601"),
+        ("appointment_at", "2026-03-02T08:05:00", "appointment_at has no UTC offset"),
+        ("gate", "3", "bad header"),
+        ("priority,priority", "1,1", "bad header"),
+    ],
+)
+def test_bad_optional_visit_column_is_named(tmp_path, header_extra, value, message):
+    path = tmp_path / "day.csv"
+    path.write_text(
+        f"ticket_id,service,arrived_at,called_at,finished_at,counter,outcome,{header_extra}\n"
+        f"A1,teller,2026-03-02T08:00:00+07:00,,,,abandoned,{value}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReplayInputError) as info:
+        read_visits(str(path), read_counters(COUNTERS))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("absences", "message"),
+    [
+        ("2026-03-02T11:00:00+07:00", "is not start/end"),
+        ("2026-03-02T11:30:00+07:00/2026-03-02T11:00:00+07:00", "ends before it starts"),
+        ("11:00/11:30", "absences is not an ISO 8601"),
+    ],
+)
+def test_bad_absences_are_named(tmp_path, absences, message):
+    path = tmp_path / "counters.csv"
+    path.write_text(f'counter,services,absences\nC1,teller,"{absences}"\n', encoding="utf-8")
+    with pytest.raises(ReplayInputError) as info:
+        read_counter_file(str(path))
+    assert f"{path}:2:" in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"priority": "1"}, {"appointment_at": "2026-03-02T08:10:00+07:00"}],
+    ids=["priority", "due appointment"],
+)
+def test_priority_and_due_appointment_go_ahead(day, tmp_path, extra):
+    """A005 (08:08) arrives behind A004 (08:06). In a higher priority class, or with an
+    appointment due within the 5 minutes a due appointment is called early, it is ahead of
+    A004: in the state the estimator gets and in the queue-length baseline's position."""
+    plain = predictions(*day)
+    path, _ = _with_columns(tmp_path, {"A005": extra})
+    counters = read_counters(COUNTERS)
+    visits = read_visits(path, counters)
+    marked = predictions(visits, counters)
+    # the plain day: A004 ahead, (1 + 1) x 275.83 / 1 (test_replay_rows_and_baselines)
+    assert plain["A005"].baselines["queue_length"] == pytest.approx(551.667, abs=0.01)
+    assert plain["A005"].baselines["hol"] == 120.0
+    # marked: nobody ahead of it any more
+    assert marked["A005"].baselines["queue_length"] == pytest.approx(275.833, abs=0.01)
+    assert marked["A005"].baselines["hol"] == 0.0
+    assert marked["A005"].predicted_s < plain["A005"].predicted_s
+    # the estimator's state carries the class and the due time
+    t = moment("08:08:00")
+    known = _known_by(visits, {"A004": moment("08:08:30")}, t, visits[5])
+    state, _, _ = state_at(known, counters, t, ReplayOptions(), day_start=moment("08:00:00"))
+    a005 = next(w for w in state.waiting if w.id == "A005")
+    assert a005.rank == int(extra.get("priority", 0))
+    expected_due = extra.get("appointment_at")
+    assert a005.appointment_due_at == (expected_due and datetime.fromisoformat(expected_due))
+    # tickets of other services and those not marked keep their plain baselines
+    for tid in ("A001", "A002", "A003", "B001", "A004", "A006"):
+        assert marked[tid].baselines == plain[tid].baselines
+
+
+def test_priority_share_is_learned_from_the_column(tmp_path):
+    path, _ = _with_columns(tmp_path, {"A002": {"priority": "1"}, "A003": {"priority": "2"}})
+    counters = read_counters(COUNTERS)
+    visits = read_visits(path, counters)
+    t = moment("08:08:00")
+    known = _known_by(visits, {}, t, visits[5])
+    _, model, _ = state_at(known, counters, t, ReplayOptions(), day_start=moment("08:00:00"))
+    # 2 of the 5 teller arrivals known by 08:08 were urgent, with 10 normal ones as the prior
+    assert model.arrivals.priority_share == {"teller": pytest.approx(2 / 15)}
+
+
+def test_cli_replay_uses_the_counters_absences(run, tmp_path):
+    """C2 is planned away from 08:02 to 08:40: A003 (08:02), waiting for C1 or C2, is then told
+    a longer wait than on the plain day."""
+    out_plain, out_planned = tmp_path / "plain.csv", tmp_path / "planned.csv"
+    _, counters = _with_columns(
+        tmp_path, {}, {"C2": "2026-03-02T08:02:00+07:00/2026-03-02T08:40:00+07:00"}
+    )
+    for counters_path, out in ((COUNTERS, out_plain), (counters, out_planned)):
+        result = run("replay", "--visits", DAY, "--counters", counters_path, "--out", str(out))
+        assert result.exit_code == 0, result.output
+
+    def a003(path):
+        with open(path, newline="", encoding="utf-8") as handle:
+            return next(float(r[1]) for r in csv.reader(handle) if r[0] == "A003")
+
+    assert a003(out_planned) > a003(out_plain)
+
+
+def test_known_service_times_replace_the_learned_ones(day):
+    """`service_times` given (a long history, or the simulator's true distributions): the
+    state's model uses them, not what the log taught by then."""
+    from queue_app.waits.model import ServiceTimes
+    from queue_app.waits.simulator import single_queue_spec, true_service_times
+
+    visits, counters = day
+    known_st = ServiceTimes({"teller": 900.0, "cs": 60.0}, prior_weight=1000.0)
+    t = moment("08:08:00")
+    known = _known_by(visits, {}, t, visits[5])
+    _, learned, _ = state_at(known, counters, t, ReplayOptions(), day_start=moment("08:00:00"))
+    _, given, _ = state_at(
+        known,
+        counters,
+        t,
+        ReplayOptions(),
+        day_start=moment("08:00:00"),
+        service_times=known_st,
+    )
+    assert learned.service_times.mean("teller") == pytest.approx(275.833, abs=0.01)
+    assert given.service_times is known_st
+    plain = predictions(visits, counters)
+    slow = {
+        p.ticket_id: p
+        for p in replay(visits, counters, ReplayOptions(runs=40, seed=7), service_times=known_st)
+    }
+    # A005 waits behind teller tickets: 900 s each instead of about 276 s
+    assert slow["A005"].predicted_s > plain["A005"].predicted_s
+    # the simulator's distributions: its means, from many draws
+    st = true_service_times(single_queue_spec(), samples=4000, seed=1)
+    assert st.count("teller") == 4000
+    assert st.mean("teller") == pytest.approx(270.0, rel=0.05)

@@ -113,7 +113,11 @@ def test_spec_from_a_plain_dict():
         seed=2,
     )
     assert rows and all(r["service"] == "teller" for r in rows)
-    assert counter_rows(single_queue_spec())[0] == {"counter": "C1", "services": "teller"}
+    assert counter_rows(single_queue_spec())[0] == {
+        "counter": "C1",
+        "services": "teller",
+        "absences": "2026-03-02T11:00:00+07:00/2026-03-02T11:30:00+07:00",
+    }
 
 
 def test_every_kind_of_the_bench_writes_a_valid_day(tmp_path):

@@ -3,13 +3,16 @@ check-in window, late arrivals, and the remote queue (`branches/settings.py`).
 
 Admins, and branch managers for their own branches. The check-in window is given in whole
 minutes here; the answer also carries the stored seconds (`check_in_early_s`, ...).
+
+Each counter's plan (`branches/plans.py`: hours and breaks per weekday, local times) is under
+`counters`, by counter name; a PATCH replaces the plans of the counters it names.
 """
 
 from flask import abort, g
 from flask_smorest import abort as abort_with
 from marshmallow import Schema, fields, validate
 
-from ..branches import settings
+from ..branches import plans, settings
 from ..branches.models import Branch, LateArrival
 from ..core.types import utcnow
 from ..extensions import db
@@ -82,11 +85,33 @@ class _BranchSettingsFields(Schema):
     )
 
 
+PLAN_DESCRIPTION = (
+    "the counter's plan per weekday (mon .. sun), local times HH:MM in the branch's zone: "
+    '{"mon": {"hours": ["08:30", "14:00"], "breaks": [["12:00", "12:30"]]}}; a day without '
+    "hours is staffed during the branch's opening hours; {} or null: no plan"
+)
+
+
+class CounterSettingsSchema(Schema):
+    plan = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True),
+        allow_none=True,
+        required=True,
+        metadata={"description": PLAN_DESCRIPTION},
+    )
+
+
 class SettingsPatchSchema(_BranchSettingsFields):
     services = fields.Dict(
         keys=Text(validate=validate.Length(min=1, max=32)),
         values=fields.Nested(ServiceSettingsSchema),
         metadata={"description": 'per service code, e.g. {"teller": {"bookable_percent": 40}}'},
+    )
+    counters = fields.Dict(
+        keys=Text(validate=validate.Length(min=1, max=40)),
+        values=fields.Nested(CounterSettingsSchema),
+        metadata={"description": 'per counter name, e.g. {"Teller 1": {"plan": {...}}}'},
     )
 
 
@@ -102,6 +127,7 @@ class SettingsSchema(_BranchSettingsFields):
     check_in_early_s = fields.Integer()
     check_in_late_s = fields.Integer()
     services = fields.Dict(keys=fields.String(), values=fields.Nested(ServiceSettingsOutSchema))
+    counters = fields.Dict(keys=fields.String(), values=fields.Nested(CounterSettingsSchema))
 
 
 class SettingsChangedSchema(SettingsSchema):
@@ -131,6 +157,7 @@ def _present(branch: Branch) -> dict:
         }
         for row in settings.bookable_shares(branch)
     }
+    body["counters"] = {c.name: {"plan": plans.normalise_plan(c.plan)} for c in branch.counters}
     return body
 
 
@@ -178,11 +205,37 @@ def patch_settings(data, code):
     for name, value in data.items():
         if name in MINUTE_FIELDS:
             changes[MINUTE_FIELDS[name]] = value * 60
-        elif name != "services":
+        elif name not in ("services", "counters"):
             changes[name] = value
+    counters = {c.name: c for c in branch.counters}
+    unknown = [name for name in data.get("counters", {}) if name not in counters]
+    if unknown:
+        abort_with(
+            422,
+            messages={"counters": {n: ["is not a counter of this branch"] for n in unknown}},
+            code=settings.InvalidSettings.code,
+        )
+    for name, value in data.get("counters", {}).items():
+        problems = plans.check_plan(value["plan"])
+        if problems:
+            abort_with(
+                422,
+                messages={"counters": {name: {"plan": _nested(problems)}}},
+                code=settings.InvalidSettings.code,
+            )
     try:
+        now = utcnow()
         done = settings.update_pre_arrival_settings(
-            branch, actor=g.user, now=utcnow(), services=data.get("services"), **changes
+            branch, actor=g.user, now=now, services=data.get("services"), **changes
+        )
+        for name, value in data.get("counters", {}).items():
+            done += plans.set_counter_plan(counters[name], value["plan"], actor=g.user, now=now)
+    except plans.InvalidPlan as error:
+        db.session.rollback()
+        abort_with(
+            422,
+            messages={"counters": {error.counter: {"plan": _nested(error.problems)}}},
+            code=error.code,
         )
     except settings.InvalidSettings as error:
         db.session.rollback()

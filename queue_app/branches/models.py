@@ -197,6 +197,10 @@ class Counter(db.Model):
     status_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # where this counter stands in its branch's N:M interleave cycle
     interleave_pos: Mapped[int] = mapped_column(Integer, default=0)
+    # its staffing plan per weekday, local times in the branch's zone (`branches/plans.py`):
+    # {"mon": {"hours": ["08:30", "14:00"], "breaks": [["12:00", "12:30"]]}, ...}; no "hours"
+    # (or no day, or None): the branch's opening hours, no breaks
+    plan: Mapped[dict | None] = mapped_column(JSON)
 
     branch: Mapped[Branch] = relationship(back_populates="counters")
     staff: Mapped[User | None] = relationship(foreign_keys=[staff_id])  # noqa: F821

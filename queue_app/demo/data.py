@@ -1,5 +1,9 @@
 """Demo network data. Names, services and hours as an Indonesian bank would have them."""
 
+from itertools import product
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 WEEKDAY_HOURS = [["08:00", "15:00"]]
 SATURDAY_HOURS = [["08:00", "12:00"]]
 
@@ -9,6 +13,40 @@ def hours(saturday=True):
     week["sat"] = SATURDAY_HOURS if saturday else []
     week["sun"] = []
     return week
+
+
+# counters' plans (`Counter.plan`): the lunch break (istirahat) is staggered in two 30-minute
+# shifts, 12:00-12:30 and 12:30-13:00, so that a service served by two counters or more always
+# keeps one staffed (`lunch_shifts`). On Friday the counters of the first shift go to the
+# Friday prayer (11:30-13:00) in Indonesia and the others take their break after them
+# (13:00-13:30). Saturday is a half day without a break. The estimated waits count with them.
+LUNCH_SHIFTS = (("12:00", "12:30"), ("12:30", "13:00"))
+FRIDAY_PRAYER = ("11:30", "13:00")
+FRIDAY_LATE_LUNCH = ("13:00", "13:30")
+
+
+def lunch_shifts(counters) -> list[int]:
+    """The lunch shift (0 or 1) of each of a branch's `[(name, [service codes])]`: the split
+    that leaves the fewest services without a staffed counter in either shift, then the most
+    even one (a branch has a handful of counters: every split is tried)."""
+    best = None
+    for split in product((0, 1), repeat=len(counters)):
+        uncovered = 0
+        for shift in (0, 1):
+            staffed = {c for s, (_n, codes) in zip(split, counters, strict=True) if s != shift
+                       for c in codes}  # fmt: skip
+            uncovered += len({c for _n, codes in counters for c in codes} - staffed)
+        score = (uncovered, abs(len(split) - 2 * sum(split)), split)
+        best = score if best is None or score < best else best
+    return list(best[2]) if best else []
+
+
+def counter_plan(shift: int, country: str = "ID") -> dict:
+    """The demo plan of a counter of lunch shift `shift` (0 or 1)."""
+    plan = {day: {"breaks": [list(LUNCH_SHIFTS[shift])]} for day in WEEKDAYS[:5]}
+    if country == "ID":
+        plan["fri"] = {"breaks": [list(FRIDAY_PRAYER if shift == 0 else FRIDAY_LATE_LUNCH)]}
+    return plan
 
 
 ID_SERVICES = [

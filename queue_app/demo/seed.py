@@ -77,6 +77,16 @@ def _branch(spec, now) -> Branch:
     if branch is not None:
         if branch.latitude is None and branch.longitude is None:  # seeded before 0006
             branch.latitude, branch.longitude = spec["latitude"], spec["longitude"]
+        shifts = dict(
+            zip(
+                (n for n, _codes in spec["counters"]),
+                data.lunch_shifts(spec["counters"]),
+                strict=True,
+            )
+        )
+        for counter in branch.counters:
+            if counter.plan is None and counter.name in shifts:  # seeded before 0011
+                counter.plan = data.counter_plan(shifts[counter.name], spec["country"])
         return branch
     branch = Branch(
         code=spec["code"],
@@ -119,8 +129,14 @@ def _branch(spec, now) -> Branch:
         )
         db.session.add(service)
         by_code[code] = service
+    shifts = data.lunch_shifts(spec["counters"])
     for position, (name, codes) in enumerate(spec["counters"]):
-        counter = Counter(branch=branch, name=name, position=position)
+        counter = Counter(
+            branch=branch,
+            name=name,
+            position=position,
+            plan=data.counter_plan(shifts[position], spec["country"]),
+        )
         counter.service_links = [
             CounterService(service=by_code[c], position=i) for i, c in enumerate(codes)
         ]

@@ -9,6 +9,11 @@ replaying the estimator), and prints RMSE, MAE, bias and the share within +-max(
 the estimator and the baselines over the served tickets, pooled, and the ratio of the
 estimator's RMSE to the best baseline's. Bad input prints one line naming the file, line and
 problem, and exits with status 2.
+
+Both read the optional columns a live branch also records when a file has them (visits:
+`priority`, `appointment_at`; counters: `absences`, planned breaks and hours as ISO 8601
+intervals): priority classes and due appointments order the queue, planned absences keep a
+counter from calling (`replay.state_at`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .metrics import METHODS, accuracy, coverage, format_table, method_pairs
 from .replay import (
     ReplayInputError,
     ReplayOptions,
-    read_counters,
+    read_counter_file,
     read_predictions,
     read_visits,
     replay,
@@ -51,11 +56,11 @@ def replay_command(visits_path, counters_path, out_path, runs, seed):
     """Write ticket_id,predicted_wait_s,actual_wait_s for every ticket of the day, each
     predicted from what was known at its arrival."""
     try:
-        counters = read_counters(counters_path)
+        counters, schedule = read_counter_file(counters_path)
         visits = read_visits(visits_path, counters)
     except ReplayInputError as exc:
         _fail(exc)
-    predictions = replay(visits, counters, _options(runs, seed))
+    predictions = replay(visits, counters, _options(runs, seed), schedule=schedule)
     try:
         write_predictions(out_path, predictions)
     except OSError as exc:
@@ -92,12 +97,18 @@ def evaluate_command(visits_paths, counters_paths, pred_paths, runs, seed):
     for k, visits_path in enumerate(visits_paths):
         counters_path = counters_paths[k if len(counters_paths) > 1 else 0]
         try:
-            counters = read_counters(counters_path)
+            counters, schedule = read_counter_file(counters_path)
             visits = read_visits(visits_path, counters)
             given = read_predictions(pred_paths[k]) if pred_paths else None
         except ReplayInputError as exc:
             _fail(exc)
-        predictions = replay(visits, counters, _options(runs, seed), with_estimator=given is None)
+        predictions = replay(
+            visits,
+            counters,
+            _options(runs, seed),
+            with_estimator=given is None,
+            schedule=schedule,
+        )
         if given is not None:
             for p in predictions:
                 if p.ticket_id not in given:

@@ -4,7 +4,8 @@ last weeks of finished tickets, through the estimator.
 `branch_estimates(branch, now)` returns `Estimates` keyed by ticket id and service id. Results
 are cached per process by (branch id, branch.event_seq): every change of a branch bumps its
 sequence, so a burst of readers (kiosk, phones, display, dashboard) after one change costs one
-estimate. The learned model is cached per (branch id, business day, weeks). Reading only: this
+estimate. The learned model (service times, arrivals per hour and the share of them in a higher
+priority class, abandonment) is cached per (branch id, business day, weeks). Reading only: this
 module never writes.
 
 Cost control (one run costs 20-40 ms): the estimator runs at most once per branch per
@@ -36,6 +37,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import select
 
 from ..branches.models import Branch, Counter, CounterStatus
+from ..branches.plans import branch_span, counter_absences, staffed_until
 from ..core.types import utcnow
 from ..extensions import db
 from ..routing.policy import Policy
@@ -63,6 +65,7 @@ _asked: dict = {}  # (branch id, runs) -> the latest event_seq a read asked for 
 _MAX = 256
 DEFAULT_INTERVAL_S = 2.0
 DEFAULT_RUNS = 100
+PRIORITY_PRIOR_N = 10.0
 runs_made = 0  # estimator runs in this process (tests read it)
 
 
@@ -110,6 +113,7 @@ def learned_model(branch: Branch, now: datetime, *, weeks: int = 4) -> WaitModel
             Ticket.started_at,
             Ticket.finished_at,
             Ticket.business_day,
+            Ticket.priority,
         ).where(
             Ticket.branch_id == branch.id,
             Ticket.queue_since >= since,
@@ -120,12 +124,17 @@ def learned_model(branch: Branch, now: datetime, *, weeks: int = 4) -> WaitModel
     prior_cv = _setting("EWT_PRIOR_CV", 0.8)
     st = ServiceTimes(expected, prior_cv=prior_cv)
     per_hour: dict = {}
+    arrived: dict = {}
+    urgent: dict = {}
     days = set()
     abandoned, exposure = 0, 0.0
     for r in rows:
         days.add(r.business_day)
         hour = branch.local(r.queue_since).hour
         per_hour[(r.service_id, hour)] = per_hour.get((r.service_id, hour), 0) + 1
+        arrived[r.service_id] = arrived.get(r.service_id, 0) + 1
+        if PRIORITY_RANK[r.priority] > 0:
+            urgent[r.service_id] = urgent.get(r.service_id, 0) + 1
         if r.status == TicketStatus.FINISHED and r.started_at and r.finished_at:
             st.add(
                 r.service_id,
@@ -139,6 +148,9 @@ def learned_model(branch: Branch, now: datetime, *, weeks: int = 4) -> WaitModel
             abandoned += 1
     n_days = max(1, len(days))
     rates = ArrivalRates(per_hour={k: v / n_days for k, v in per_hour.items()})
+    # the share of arrivals in a higher priority class: they will go ahead of a ticket waiting
+    # now (PRIORITY_PRIOR_N normal arrivals as the prior, as the replay learns it)
+    rates.priority_share = {s: n / (arrived[s] + PRIORITY_PRIOR_N) for s, n in urgent.items()}
     offset = int(branch.local(now).utcoffset().total_seconds())
     model = WaitModel(st, rates, Abandonment.from_counts(abandoned, exposure), utc_offset_s=offset)
     _remember(_models, key, model)
@@ -173,8 +185,17 @@ def branch_state(branch: Branch, now: datetime, *, pause_s: float = 900.0) -> Br
         if r.status in (TicketStatus.CALLED, TicketStatus.SERVING) and r.counter_id is not None
     }
     states = []
+    span = branch_span(branch, today)
     for c in sorted(counters, key=lambda c: c.position):
         services = tuple(link.service_id for link in c.service_links)
+        # the counter's plan (branches/plans.py): its absences still ahead; one it is inside
+        # now is left out (an open counter may work through it, a paused one returns at its
+        # end); it closes at its own planned end when that is earlier than the branch's
+        ahead = [(a, b) for a, b in counter_absences(c, today) if b > now]
+        inside = next(((a, b) for a, b in ahead if a <= now), None)
+        later = tuple(p for p in ahead if p != inside)
+        until = staffed_until(c, today)
+        closes = until if span and until and now < until < span[1] else None
         if c.status == CounterStatus.OPEN:
             r = in_service.get(c.id)
             if r is not None:
@@ -185,14 +206,24 @@ def branch_state(branch: Branch, now: datetime, *, pause_s: float = 900.0) -> Br
                         BUSY,
                         busy_since=r.last_called_at or r.called_at or now,
                         busy_service=r.service_id,
+                        closes_at=closes,
+                        breaks=later,
                     )
                 )
             else:
-                states.append(CounterState(c.id, services, IDLE))
+                states.append(CounterState(c.id, services, IDLE, closes_at=closes, breaks=later))
         elif c.status == CounterStatus.PAUSED:
             since = c.status_since or now
             back = max(now + timedelta(seconds=60), since + timedelta(seconds=pause_s))
-            states.append(CounterState(c.id, services, PAUSED, returns_at=back))
+            if inside is not None:  # in a planned absence: back at its end, or not today
+                back = inside[1] if span and until and inside[1] <= until else None
+            elif span and until and until < span[1] and now >= until:  # after its own closing
+                back = None
+            states.append(
+                CounterState(
+                    c.id, services, PAUSED, returns_at=back, closes_at=closes, breaks=later
+                )
+            )
         else:
             states.append(CounterState(c.id, services, CLOSED))
     waiting = tuple(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 METHODS = ("estimator", "queue_length", "les", "hol")
@@ -53,19 +52,6 @@ def method_pairs(predictions) -> dict[str, list[tuple[float, float]]]:
         for name, value in p.baselines.items():
             out[name].append((value, p.actual_s))
     return out
-
-
-def median_accuracy(days: list[Accuracy]) -> Accuracy:
-    days = [d for d in days if d.n]
-    if not days:
-        return Accuracy(0, math.nan, math.nan, math.nan, math.nan)
-    return Accuracy(
-        n=sum(d.n for d in days),
-        rmse_s=statistics.median(d.rmse_s for d in days),
-        mae_s=statistics.median(d.mae_s for d in days),
-        bias_s=statistics.median(d.bias_s for d in days),
-        within=statistics.median(d.within for d in days),
-    )
 
 
 def format_table(rows: dict[str, Accuracy]) -> list[str]:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from ..routing.policy import Policy
 from .estimator import estimate
 from .model import (
     BUSY,
@@ -53,6 +54,12 @@ VISIT_COLUMNS = [
     "outcome",
 ]
 COUNTER_COLUMNS = ["counter", "services"]
+# What a live branch also records, optional after the columns of the format: the ticket's
+# priority class (0 normal, higher is more urgent) and its appointment time; the counter's
+# planned absences (breaks, hours before it opens or after it closes) as ISO 8601 intervals
+# `start/end` separated by `;`.
+OPTIONAL_VISIT_COLUMNS = ["priority", "appointment_at"]
+OPTIONAL_COUNTER_COLUMNS = ["absences"]
 PRED_COLUMNS = ["ticket_id", "predicted_wait_s", "actual_wait_s"]
 OUTCOMES = ("served", "abandoned")
 
@@ -70,6 +77,8 @@ class Visit:
     finished_at: datetime | None
     counter: str | None
     outcome: str
+    priority: int = 0
+    appointment_at: datetime | None = None
 
     @property
     def served(self) -> bool:
@@ -100,7 +109,9 @@ def _timestamp(value: str, where: str, column: str) -> datetime:
     return moment
 
 
-def _open_csv(path: str, columns: list[str]):
+def _open_csv(path: str, columns: list[str], optional: list[str] | tuple = ()):
+    """The open file and its reader past the header, and the header: `columns`, then any of
+    `optional` (each once, in any order)."""
     try:
         handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
@@ -117,25 +128,41 @@ def _open_csv(path: str, columns: list[str]):
         handle.close()
         raise ReplayInputError(f"{path}: not UTF-8") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
-    if header != columns:
+    extra = header[len(columns) :]
+    if (
+        header[: len(columns)] != columns
+        or any(h not in optional for h in extra)
+        or len(set(extra)) != len(extra)
+    ):
         handle.close()
-        raise ReplayInputError(
-            f"{path}: bad header {','.join(header)!r}, expected {','.join(columns)!r}"
-        )
-    return handle, reader
+        expected = ",".join(columns)
+        if optional:
+            expected += f" (then optionally {', '.join(optional)})"
+        raise ReplayInputError(f"{path}: bad header {','.join(header)!r}, expected {expected!r}")
+    return handle, reader, header
 
 
 def read_counters(path: str) -> dict[str, list[str]]:
-    handle, reader = _open_csv(path, COUNTER_COLUMNS)
+    return read_counter_file(path)[0]
+
+
+def read_counter_file(path: str) -> tuple[dict[str, list[str]], dict[str, list]]:
+    """The counters (`{counter: [services in its priority order]}`) and, from the optional
+    `absences` column, their planned absences (`{counter: [(start, end), ...]}`, the
+    `schedule` of `replay`; empty without the column)."""
+    handle, reader, header = _open_csv(path, COUNTER_COLUMNS, OPTIONAL_COUNTER_COLUMNS)
     counters: dict[str, list[str]] = {}
+    schedule: dict[str, list] = {}
     with handle:
         try:
             for n, row in enumerate(reader, start=2):
                 where = f"{path}:{n}"
                 if not row or all(not c.strip() for c in row):
                     continue
-                if len(row) != 2:
-                    raise ReplayInputError(f"{where}: expected 2 fields, found {len(row)}")
+                if len(row) != len(header):
+                    raise ReplayInputError(
+                        f"{where}: expected {len(header)} fields, found {len(row)}"
+                    )
                 name, services = row[0].strip(), row[1]
                 if not name:
                     raise ReplayInputError(f"{where}: empty counter name")
@@ -147,15 +174,34 @@ def read_counters(path: str) -> dict[str, list[str]]:
                 if len(set(codes)) != len(codes):
                     raise ReplayInputError(f"{where}: counter {name!r} lists a service twice")
                 counters[name] = codes
+                if len(header) > 2 and row[2].strip():
+                    schedule[name] = _intervals(row[2], where)
         except UnicodeDecodeError:
             raise ReplayInputError(f"{path}: not UTF-8") from None
     if not counters:
         raise ReplayInputError(f"{path}: no counters")
-    return counters
+    return counters, schedule
+
+
+def _intervals(value: str, where: str) -> list[tuple[datetime, datetime]]:
+    """`start/end;start/end` (ISO 8601 with offsets) -> sorted (start, end) pairs."""
+    out = []
+    for part in value.split(";"):
+        part = part.strip()
+        start, sep, end = part.partition("/")
+        if not sep:
+            raise ReplayInputError(f"{where}: absences: {part!r} is not start/end")
+        a = _timestamp(start.strip(), where, "absences")
+        b = _timestamp(end.strip(), where, "absences")
+        if b <= a:
+            raise ReplayInputError(f"{where}: absences: {part!r} ends before it starts")
+        out.append((a, b))
+    return sorted(out)
 
 
 def read_visits(path: str, counters: dict[str, list[str]] | None = None) -> list[Visit]:
-    handle, reader = _open_csv(path, VISIT_COLUMNS)
+    handle, reader, header = _open_csv(path, VISIT_COLUMNS, OPTIONAL_VISIT_COLUMNS)
+    extra = {name: i for i, name in enumerate(header) if name in OPTIONAL_VISIT_COLUMNS}
     visits: list[Visit] = []
     seen: set[str] = set()
     with handle:
@@ -164,11 +210,14 @@ def read_visits(path: str, counters: dict[str, list[str]] | None = None) -> list
                 where = f"{path}:{n}"
                 if not row or all(not c.strip() for c in row):
                     continue
-                if len(row) != len(VISIT_COLUMNS):
+                if len(row) != len(header):
                     raise ReplayInputError(
-                        f"{where}: expected {len(VISIT_COLUMNS)} fields, found {len(row)}"
+                        f"{where}: expected {len(header)} fields, found {len(row)}"
                     )
-                tid, service, arrived, called, finished, counter, outcome = (c.strip() for c in row)
+                tid, service, arrived, called, finished, counter, outcome = (
+                    c.strip() for c in row[: len(VISIT_COLUMNS)]
+                )
+                priority, appointment_at = _optional_visit_fields(row, extra, where)
                 if not tid:
                     raise ReplayInputError(f"{where}: empty ticket_id")
                 if tid in seen:
@@ -209,7 +258,15 @@ def read_visits(path: str, counters: dict[str, list[str]] | None = None) -> list
                         )
                 visits.append(
                     Visit(
-                        tid, service, arrived_at, called_at, finished_at, counter or None, outcome
+                        tid,
+                        service,
+                        arrived_at,
+                        called_at,
+                        finished_at,
+                        counter or None,
+                        outcome,
+                        priority,
+                        appointment_at,
                     )
                 )
         except UnicodeDecodeError:
@@ -226,6 +283,24 @@ def read_visits(path: str, counters: dict[str, list[str]] | None = None) -> list
     return visits
 
 
+def _optional_visit_fields(row: list[str], extra: dict, where: str):
+    priority, appointment_at = 0, None
+    if "priority" in extra:
+        value = row[extra["priority"]].strip()
+        if value:
+            if not value.isdigit():
+                raise ReplayInputError(
+                    f"{where}: priority is a whole number (0 normal, higher more urgent), "
+                    f"not {value!r}"
+                )
+            priority = int(value)
+    if "appointment_at" in extra:
+        value = row[extra["appointment_at"]].strip()
+        if value:
+            appointment_at = _timestamp(value, where, "appointment_at")
+    return priority, appointment_at
+
+
 def write_predictions(path: str, predictions: list[Prediction]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -236,7 +311,7 @@ def write_predictions(path: str, predictions: list[Prediction]) -> None:
 
 
 def read_predictions(path: str) -> dict[str, tuple[float, float | None]]:
-    handle, reader = _open_csv(path, PRED_COLUMNS)
+    handle, reader, _ = _open_csv(path, PRED_COLUMNS)
     out = {}
     with handle:
         for n, row in enumerate(reader, start=2):
@@ -269,6 +344,8 @@ class ReplayOptions:
     rate_window_s: float = 3600.0
     min_rate_window_s: float = 900.0
     horizon_s: float = 4 * 3600.0
+    priority_prior_n: float = 10.0
+    appointment_early_s: float = float(Policy().appointment_early_s)
 
 
 def _drop_times(visits: list[Visit]) -> dict[str, datetime | None]:
@@ -306,6 +383,7 @@ def state_at(
     day_start: datetime | None = None,
     history: list[Visit] | None = None,
     schedule: dict | None = None,
+    service_times: ServiceTimes | None = None,
 ) -> tuple[BranchState, WaitModel, dict]:
     """The branch state and the learned model at `t` from the log as it stood then (`_known_by`:
     outcome `waiting` for a ticket not called or dropped yet, no finish for one in service).
@@ -316,41 +394,15 @@ def state_at(
     `schedule`: what the live branch knows of its counters' plan, `{counter: [(start, end), ...]}`
     (aware datetimes; breaks, before opening, after closing): a counter takes no new ticket in
     those intervals. A counter inside one is paused until its end; its later ones are its known
-    breaks; an absence is only inferred (`away_after_s`) for time outside them."""
+    breaks; an absence is only inferred (`away_after_s`) for time outside them.
+
+    `service_times`: distributions known beforehand (e.g. from a long history), used instead
+    of learning them from the log."""
     day_start = day_start or min(v.arrived_at for v in known)
     if history and max(v.arrived_at for v in history) >= day_start:
         raise ValueError("history must end before the replayed day starts")
     waiting = [v for v in known if _gone_at(v) is None]
-    # service times, with a prior from the pooled mean of the day so far
-    durations: dict[str, list[float]] = {}
-    for v in list(history or ()) + list(known):
-        if v.outcome == "served" and v.finished_at is not None:
-            durations.setdefault(v.service, []).append(
-                (v.finished_at - v.called_at).total_seconds()
-            )
-    pooled = [d for ds in durations.values() for d in ds]
-    prior = (sum(pooled) + opts.prior_service_s * opts.prior_weight) / (
-        len(pooled) + opts.prior_weight
-    )
-    services = sorted(
-        {s for codes in counters.values() for s in codes} | {v.service for v in known}
-    )
-    st = ServiceTimes(
-        dict.fromkeys(services, prior), default_s=prior, prior_weight=opts.prior_weight
-    )
-    for s, ds in durations.items():
-        for d in ds:
-            st.add(s, d)
-    # tickets still in service have lasted at least this long: without them the long services
-    # of the day so far would be missing from the learned distribution
-    imputed = []
-    for v in known:
-        if v.outcome == "served" and v.finished_at is None:
-            elapsed = (t - v.called_at).total_seconds()
-            mean = st.mean(v.service)
-            imputed.append((v.service, elapsed + max(opts.residual_floor * mean, mean - elapsed)))
-    for s, d in imputed:
-        st.add(s, d)
+    st = service_times or _learned_service_times(known, counters, t, opts, history)
     # arrival rates: the recent window (the arrival at t itself is in the state already)
     window = max(opts.min_rate_window_s, min(opts.rate_window_s, (t - day_start).total_seconds()))
     since = t - timedelta(seconds=window)
@@ -367,6 +419,7 @@ def state_at(
         if v.outcome == "abandoned":
             abandoned += 1
     model = WaitModel(st, ArrivalRates(flat=flat), Abandonment.from_counts(abandoned, exposure))
+    model.arrivals.priority_share = _priority_shares(list(history or ()) + list(known), opts)
 
     counter_states = []
     open_for: dict[str, int] = {}
@@ -432,10 +485,72 @@ def state_at(
     state = BranchState(
         now=t,
         counters=tuple(counter_states),
-        waiting=tuple(WaitingTicket(v.ticket_id, v.service, v.arrived_at) for v in waiting),
+        waiting=tuple(
+            WaitingTicket(
+                v.ticket_id,
+                v.service,
+                v.arrived_at,
+                rank=v.priority,
+                appointment_due_at=v.appointment_at,
+            )
+            for v in waiting
+        ),
     )
     facts = {"waiting": waiting, "open_for": open_for, "idle_for": idle_for}
     return state, model, facts
+
+
+def _learned_service_times(
+    known: list[Visit],
+    counters: dict[str, list[str]],
+    t: datetime,
+    opts: ReplayOptions,
+    history: list[Visit] | None,
+) -> ServiceTimes:
+    """Service times of today's log so far and of `history`, with the pooled mean as prior."""
+    # service times, with a prior from the pooled mean of the day so far
+    durations: dict[str, list[float]] = {}
+    for v in list(history or ()) + list(known):
+        if v.outcome == "served" and v.finished_at is not None:
+            durations.setdefault(v.service, []).append(
+                (v.finished_at - v.called_at).total_seconds()
+            )
+    pooled = [d for ds in durations.values() for d in ds]
+    prior = (sum(pooled) + opts.prior_service_s * opts.prior_weight) / (
+        len(pooled) + opts.prior_weight
+    )
+    services = sorted(
+        {s for codes in counters.values() for s in codes} | {v.service for v in known}
+    )
+    st = ServiceTimes(
+        dict.fromkeys(services, prior), default_s=prior, prior_weight=opts.prior_weight
+    )
+    for s, ds in durations.items():
+        for d in ds:
+            st.add(s, d)
+    # tickets still in service have lasted at least this long: without them the long services
+    # of the day so far would be missing from the learned distribution
+    imputed = []
+    for v in known:
+        if v.outcome == "served" and v.finished_at is None:
+            elapsed = (t - v.called_at).total_seconds()
+            mean = st.mean(v.service)
+            imputed.append((v.service, elapsed + max(opts.residual_floor * mean, mean - elapsed)))
+    for s, d in imputed:
+        st.add(s, d)
+    return st
+
+
+def _priority_shares(visits: list[Visit], opts: ReplayOptions) -> dict[str, float]:
+    """Per service, the share of arrivals in a higher priority class (the optional `priority`
+    column; none without it), with `priority_prior_n` normal arrivals as the prior."""
+    arrived: dict[str, int] = {}
+    urgent: dict[str, int] = {}
+    for v in visits:
+        arrived[v.service] = arrived.get(v.service, 0) + 1
+        if v.priority > 0:
+            urgent[v.service] = urgent.get(v.service, 0) + 1
+    return {s: n / (arrived[s] + opts.priority_prior_n) for s, n in urgent.items()}
 
 
 def _learned_break(known: list[Visit], counters: dict, opts: ReplayOptions) -> float:
@@ -467,9 +582,23 @@ def _learned_break(known: list[Visit], counters: dict, opts: ReplayOptions) -> f
     return total / n
 
 
-def baselines(visit: Visit, visits, state_facts, model: WaitModel, t: datetime) -> dict:
+def baselines(
+    visit: Visit, visits, state_facts, model: WaitModel, t: datetime, opts: ReplayOptions
+) -> dict:
     s = visit.service
-    ahead = [v for v in state_facts["waiting"] if v.service == s and v.ticket_id != visit.ticket_id]
+    early = timedelta(seconds=opts.appointment_early_s)
+
+    def place(v: Visit):  # the order of the queue as far as the log says: due appointments,
+        # then the priority classes, then arrival
+        due = v.appointment_at is not None and v.appointment_at - early <= t
+        return (not due, -v.priority, v.arrived_at, v.ticket_id)
+
+    mine = place(visit)
+    ahead = [
+        v
+        for v in state_facts["waiting"]
+        if v.service == s and v.ticket_id != visit.ticket_id and place(v) < mine
+    ]
     mean = model.service_times.mean(s)
     open_n = state_facts["open_for"].get(s, 0)
     if not ahead and state_facts["idle_for"].get(s, 0) > 0:
@@ -495,10 +624,12 @@ def replay(
     with_estimator: bool = True,
     history: list[Visit] | None = None,
     schedule: dict | None = None,
+    service_times: ServiceTimes | None = None,
 ):
     """Predictions for every ticket, in order of arrival, each from what was known at arrival
     (`with_estimator=False`: the baselines only, `predicted_s` NaN). `history`: complete logs of
-    earlier days, `schedule`: the counters' known plan (see `state_at`)."""
+    earlier days, `schedule`: the counters' known plan, `service_times`: distributions known
+    beforehand (see `state_at`)."""
     opts = opts or ReplayOptions()
     visits = sorted(visits, key=lambda v: (v.arrived_at, v.ticket_id))
     drops = _drop_times(visits)
@@ -508,7 +639,14 @@ def replay(
         t = v.arrived_at
         known = _known_by(visits, drops, t, v)
         state, model, facts = state_at(
-            known, counters, t, opts, day_start=day_start, history=history, schedule=schedule
+            known,
+            counters,
+            t,
+            opts,
+            day_start=day_start,
+            history=history,
+            schedule=schedule,
+            service_times=service_times,
         )
         if not with_estimator:
             out.append(
@@ -518,7 +656,7 @@ def replay(
                     arrived_at=t,
                     predicted_s=math.nan,
                     actual_s=(v.called_at - v.arrived_at).total_seconds() if v.served else None,
-                    baselines=baselines(v, known, facts, model, t),
+                    baselines=baselines(v, known, facts, model, t, opts),
                 )
             )
             continue
@@ -542,7 +680,7 @@ def replay(
                 actual_s=actual,
                 low_s=est.low_s,
                 high_s=est.high_s,
-                baselines=baselines(v, known, facts, model, t),
+                baselines=baselines(v, known, facts, model, t, opts),
             )
         )
     return out
@@ -559,33 +697,18 @@ def _known_by(visits: list[Visit], drops: dict, t: datetime, current: Visit) -> 
             continue
         called = v.called_at if v.called_at is not None and v.called_at < t else None
         finished = v.finished_at if v.finished_at is not None and v.finished_at < t else None
+        waiting = replace(v, called_at=None, finished_at=None, counter=None, outcome="waiting")
         if v.served:
             if called is None:
-                known.append(
-                    Visit(v.ticket_id, v.service, v.arrived_at, None, None, None, "waiting")
-                )
+                known.append(waiting)
             else:
-                known.append(
-                    Visit(
-                        v.ticket_id,
-                        v.service,
-                        v.arrived_at,
-                        called,
-                        None if finished is None else finished,
-                        v.counter,
-                        "served",
-                    )
-                )
+                known.append(replace(v, called_at=called, finished_at=finished))
         else:
             drop = drops.get(v.ticket_id)
             if drop is not None and drop < t:
-                known.append(
-                    Visit(v.ticket_id, v.service, v.arrived_at, None, drop, None, "abandoned")
-                )
+                known.append(replace(waiting, finished_at=drop, outcome="abandoned"))
             else:
-                known.append(
-                    Visit(v.ticket_id, v.service, v.arrived_at, None, None, None, "waiting")
-                )
+                known.append(waiting)
     return known
 
 

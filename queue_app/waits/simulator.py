@@ -263,6 +263,8 @@ def simulate_day(spec: DaySpec | dict, seed: int) -> list[dict]:
                 "finished_at": stamp(t.finished),
                 "counter": t.counter or "",
                 "outcome": t.outcome,
+                "priority": t.rank,
+                "appointment_at": stamp(t.due),
             }
         )
     return rows
@@ -274,22 +276,85 @@ def _offset(value: str) -> timezone:
     return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
 
 
-def counter_rows(spec: DaySpec | dict) -> list[dict]:
+def absences(spec: DaySpec | dict) -> dict[str, list[tuple[datetime, datetime]]]:
+    """The counters' planned absences of the day: breaks, before a late opening, after an early
+    closing (what a branch with a staff plan knows in advance), as aware (start, end) pairs."""
     if isinstance(spec, dict):
         spec = DaySpec.from_dict(spec)
-    return [{"counter": c.name, "services": ";".join(c.services)} for c in spec.counters]
+    base = datetime.combine(date.fromisoformat(spec.day), time(0), tzinfo=_offset(spec.utc_offset))
+
+    def at(hm: str) -> datetime:
+        return base + timedelta(seconds=_clock(hm))
+
+    out = {}
+    for c in spec.counters:
+        gaps = [(at(a), at(b)) for a, b in c.breaks]
+        if _clock(c.opens) > _clock(spec.opens):
+            gaps.append((base, at(c.opens)))
+        if _clock(c.closes) < _clock(spec.closes):
+            gaps.append((at(c.closes), base + timedelta(days=1)))
+        out[c.name] = sorted(gaps)
+    return out
 
 
-def write_day(spec: DaySpec | dict, seed: int, visits_path: str, counters_path: str) -> list[dict]:
+def true_service_times(spec: DaySpec | dict, *, samples: int = 4000, seed: int = 0):
+    """The spec's own service-time distributions as a `ServiceTimes` (`samples` draws per
+    service, as the simulator draws them): what no live branch knows exactly, for measuring how
+    much of an estimate's error is left when the distributions are right."""
+    from .model import ServiceTimes
+
+    if isinstance(spec, dict):
+        spec = DaySpec.from_dict(spec)
+    rng = random.Random(seed)
+    st = ServiceTimes({s.code: s.mean_s for s in spec.services}, prior_weight=1.0)
+    for svc in spec.services:
+        for _ in range(samples):
+            st.add(svc.code, max(5.0, _gamma(rng, svc.mean_s, svc.cv)))
+    return st
+
+
+def counter_rows(spec: DaySpec | dict) -> list[dict]:
+    """The counters file's rows, with the optional `absences` column (ISO 8601 intervals)."""
+    if isinstance(spec, dict):
+        spec = DaySpec.from_dict(spec)
+    planned = absences(spec)
+    return [
+        {
+            "counter": c.name,
+            "services": ";".join(c.services),
+            "absences": ";".join(f"{a.isoformat()}/{b.isoformat()}" for a, b in planned[c.name]),
+        }
+        for c in spec.counters
+    ]
+
+
+def write_day(
+    spec: DaySpec | dict,
+    seed: int,
+    visits_path: str,
+    counters_path: str,
+    *,
+    recorded: bool = False,
+) -> list[dict]:
+    """Simulate a day and write its two replay files: the columns of the format, and with
+    `recorded` also the optional ones a live branch records (priority, appointment time, the
+    counters' planned absences)."""
     rows = simulate_day(spec, seed)
-    from .replay import COUNTER_COLUMNS, VISIT_COLUMNS
+    from .replay import (
+        COUNTER_COLUMNS,
+        OPTIONAL_COUNTER_COLUMNS,
+        OPTIONAL_VISIT_COLUMNS,
+        VISIT_COLUMNS,
+    )
 
+    visit_columns = VISIT_COLUMNS + (OPTIONAL_VISIT_COLUMNS if recorded else [])
+    counter_columns = COUNTER_COLUMNS + (OPTIONAL_COUNTER_COLUMNS if recorded else [])
     with open(visits_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=VISIT_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=visit_columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     with open(counters_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COUNTER_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=counter_columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(counter_rows(spec))
     return rows

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from queue_app.accounts import services as accounts
 from queue_app.accounts.models import Role
-from queue_app.branches.models import Branch, Service
+from queue_app.branches.models import Branch, Counter, Service
 from queue_app.extensions import db
 
 from .. import factories
@@ -169,3 +169,63 @@ def test_the_page_fits_a_phone(open_tab, settings_floor, screenshot_dir, lang):
     assert_fits(page)
     page.screenshot(path=str(screenshot_dir / f"branch-settings-phone-{lang}.png"), full_page=True)
     assert tab.problems == []
+
+
+def stored_plan(app, name: str):
+    with app.app_context():
+        return db.session.scalar(
+            select(Counter.plan)
+            .join(Branch, Branch.id == Counter.branch_id)
+            .where(Branch.code == "JKT01", Counter.name == name)
+        )
+
+
+def counter_id(app, name: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Counter.id).where(Counter.name == name))
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_a_manager_plans_a_counters_hours_and_breaks_on_a_counter_pc(
+    app, open_tab, settings_floor, screenshot_dir, lang
+):
+    with app.app_context():
+        for counter in db.session.scalars(select(Counter)):
+            counter.plan = None
+        db.session.commit()
+    tab = open_tab(COUNTER_PC, locale=LOCALES[lang])
+    sign_in(tab, "dewi.lestari", lang)
+    page = tab.page
+    teller, cs = counter_id(app, "Teller 1"), counter_id(app, "CS 1")
+    table = page.get_by_test_id("plans")
+    expect(table).to_be_visible()
+    page.locator(f"#plan-{teller}-mon-breaks").fill("12:00-12:30")
+    page.locator(f"#plan-{teller}-fri-breaks").fill("11:30-13:00")
+    page.locator(f"#plan-{cs}-mon-from").fill("08:00")
+    page.locator(f"#plan-{cs}-mon-to").fill("14:00")
+    page.locator(f"#plan-{cs}-mon-breaks").fill("12:30-13:00")
+    page.locator("[data-testid=settings-form] button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator(".flash-success")).to_be_visible()
+    expect(page.locator(f"#plan-{cs}-mon-to")).to_have_value("14:00")
+    assert stored_plan(app, "Teller 1") == {
+        "mon": {"breaks": [["12:00", "12:30"]]},
+        "fri": {"breaks": [["11:30", "13:00"]]},
+    }
+    assert stored_plan(app, "CS 1") == {
+        "mon": {"hours": ["08:00", "14:00"], "breaks": [["12:30", "13:00"]]}
+    }
+    assert_fits(page)
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / f"branch-settings-plans-pc-{lang}.png"))
+    # a break outside the counter's hours: refused next to its cell, nothing saved
+    page.locator(f"#plan-{cs}-mon-breaks").fill("14:30-15:00")
+    page.locator("[data-testid=settings-form] button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator(f"#error-plan-{cs}-mon-breaks")).to_be_visible()
+    expect(page.locator(f"#plan-{cs}-mon-breaks")).to_have_attribute("aria-invalid", "true")
+    assert stored_plan(app, "CS 1")["mon"]["breaks"] == [["12:30", "13:00"]]
+    assert_fits(page)
+    page.locator(f"#plan-{cs}-mon-breaks").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / f"branch-settings-plans-pc-{lang}-error.png"))
+    assert [p for p in tab.problems if "422" not in p] == []
