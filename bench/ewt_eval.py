@@ -20,10 +20,11 @@ low end). The knowledge given to the replay, estimator and baselines alike:
   as the live model learns from the last weeks;
 - `plan`: `live` and the counters' planned breaks and hours (the optional `absences` column),
   which a branch with a staff plan would know;
-- `oracle`: `plan` and the simulator's true service-time distributions instead of learned
-  ones: no branch knows them; what is left of the error is the randomness still to come (the
-  service times of the tickets ahead, later priority arrivals, give-ups), so this bounds what
-  better learning could gain.
+- `oracle`: `plan` and the simulator's own model instead of a learned one (service-time
+  distributions, arrival rates per hour, the share of priority arrivals, the give-up hazard):
+  no branch knows it; what is left of the error is the randomness still to come (the service
+  times of the tickets ahead, arrivals, give-ups), so this bounds what better learning could
+  gain.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from queue_app.waits.simulator import (
     generalist_spec,
     multi_skill_spec,
     single_queue_spec,
-    true_service_times,
+    true_model,
     write_day,
 )
 
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
                 if k in ("plan", "oracle"):
                     kw["schedule"] = schedule
                 if k == "oracle":
-                    kw["service_times"] = true_service_times(make(args.load), seed=seed)
+                    kw["known_model"] = true_model(make(args.load), seed=seed)
                 predictions = replay(visits, counters, opts, **kw)
                 if k == knowledge[0]:
                     tickets += len(predictions)

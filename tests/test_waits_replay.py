@@ -469,35 +469,41 @@ def test_cli_replay_uses_the_counters_absences(run, tmp_path):
     assert a003(out_planned) > a003(out_plain)
 
 
-def test_known_service_times_replace_the_learned_ones(day):
-    """`service_times` given (a long history, or the simulator's true distributions): the
-    state's model uses them, not what the log taught by then."""
-    from queue_app.waits.model import ServiceTimes
-    from queue_app.waits.simulator import single_queue_spec, true_service_times
+def test_a_known_model_replaces_the_learned_one(day):
+    """`known_model` given (the simulator's own, or one learned from a long history): the
+    state's model is it, not what the log taught by then."""
+    from queue_app.waits.model import ServiceTimes, WaitModel
 
     visits, counters = day
-    known_st = ServiceTimes({"teller": 900.0, "cs": 60.0}, prior_weight=1000.0)
+    known = WaitModel(ServiceTimes({"teller": 900.0, "cs": 60.0}, prior_weight=1000.0))
     t = moment("08:08:00")
-    known = _known_by(visits, {}, t, visits[5])
-    _, learned, _ = state_at(known, counters, t, ReplayOptions(), day_start=moment("08:00:00"))
+    log = _known_by(visits, {}, t, visits[5])
+    _, learned, _ = state_at(log, counters, t, ReplayOptions(), day_start=moment("08:00:00"))
     _, given, _ = state_at(
-        known,
-        counters,
-        t,
-        ReplayOptions(),
-        day_start=moment("08:00:00"),
-        service_times=known_st,
+        log, counters, t, ReplayOptions(), day_start=moment("08:00:00"), known_model=known
     )
     assert learned.service_times.mean("teller") == pytest.approx(275.833, abs=0.01)
-    assert given.service_times is known_st
+    assert given is known
     plain = predictions(visits, counters)
     slow = {
         p.ticket_id: p
-        for p in replay(visits, counters, ReplayOptions(runs=40, seed=7), service_times=known_st)
+        for p in replay(visits, counters, ReplayOptions(runs=40, seed=7), known_model=known)
     }
     # A005 waits behind teller tickets: 900 s each instead of about 276 s
     assert slow["A005"].predicted_s > plain["A005"].predicted_s
-    # the simulator's distributions: its means, from many draws
-    st = true_service_times(single_queue_spec(), samples=4000, seed=1)
-    assert st.count("teller") == 4000
-    assert st.mean("teller") == pytest.approx(270.0, rel=0.05)
+
+
+def test_the_simulators_own_model():
+    from queue_app.waits.simulator import multi_skill_spec, true_model
+
+    model = true_model(multi_skill_spec(), seed=1)
+    # service times: its means, from many draws
+    assert model.service_times.count("teller") == 4000
+    assert model.service_times.mean("teller") == pytest.approx(240.0, rel=0.05)
+    # arrivals: walk-ins (90%) and the appointments that come (10% x 80%), per local hour
+    assert model.local_hour(moment("10:30:00")) == 10
+    assert model.arrivals.per_second("teller", 10) == pytest.approx(44 * 0.98 / 3600)
+    assert model.arrivals.per_second("teller", 16) == 0.0
+    # 5% of walk-ins are priority customers: 0.05 x 0.9 / 0.98 of all arrivals
+    assert model.arrivals.priority_share["loans"] == pytest.approx(0.045 / 0.98)
+    assert model.abandonment.hazard("cs") == pytest.approx(1 / 2400)

@@ -383,7 +383,7 @@ def state_at(
     day_start: datetime | None = None,
     history: list[Visit] | None = None,
     schedule: dict | None = None,
-    service_times: ServiceTimes | None = None,
+    known_model: WaitModel | None = None,
 ) -> tuple[BranchState, WaitModel, dict]:
     """The branch state and the learned model at `t` from the log as it stood then (`_known_by`:
     outcome `waiting` for a ticket not called or dropped yet, no finish for one in service).
@@ -396,30 +396,13 @@ def state_at(
     those intervals. A counter inside one is paused until its end; its later ones are its known
     breaks; an absence is only inferred (`away_after_s`) for time outside them.
 
-    `service_times`: distributions known beforehand (e.g. from a long history), used instead
-    of learning them from the log."""
+    `known_model`: a model known beforehand (e.g. the simulator's own, `simulator.true_model`),
+    used instead of learning one from the log."""
     day_start = day_start or min(v.arrived_at for v in known)
     if history and max(v.arrived_at for v in history) >= day_start:
         raise ValueError("history must end before the replayed day starts")
     waiting = [v for v in known if _gone_at(v) is None]
-    st = service_times or _learned_service_times(known, counters, t, opts, history)
-    # arrival rates: the recent window (the arrival at t itself is in the state already)
-    window = max(opts.min_rate_window_s, min(opts.rate_window_s, (t - day_start).total_seconds()))
-    since = t - timedelta(seconds=window)
-    flat: dict[str, float] = {}
-    for v in known:
-        if since <= v.arrived_at < t:
-            flat[v.service] = flat.get(v.service, 0.0) + 3600.0 / window
-    # abandonment: drops known by t over the waiting time observed by t
-    abandoned, exposure = 0, 0.0
-    for v in known:
-        g = _gone_at(v)
-        end = t if g is None else g
-        exposure += max(0.0, (end - v.arrived_at).total_seconds())
-        if v.outcome == "abandoned":
-            abandoned += 1
-    model = WaitModel(st, ArrivalRates(flat=flat), Abandonment.from_counts(abandoned, exposure))
-    model.arrivals.priority_share = _priority_shares(list(history or ()) + list(known), opts)
+    model = known_model or _learned_model(known, counters, t, opts, day_start, history)
 
     counter_states = []
     open_for: dict[str, int] = {}
@@ -498,6 +481,37 @@ def state_at(
     )
     facts = {"waiting": waiting, "open_for": open_for, "idle_for": idle_for}
     return state, model, facts
+
+
+def _learned_model(
+    known: list[Visit],
+    counters: dict[str, list[str]],
+    t: datetime,
+    opts: ReplayOptions,
+    day_start: datetime,
+    history: list[Visit] | None,
+) -> WaitModel:
+    """What the log (and `history`) teaches by `t`: service times, arrival rates of the recent
+    window, the give-up hazard and the share of priority arrivals."""
+    st = _learned_service_times(known, counters, t, opts, history)
+    # arrival rates: the recent window (the arrival at t itself is in the state already)
+    window = max(opts.min_rate_window_s, min(opts.rate_window_s, (t - day_start).total_seconds()))
+    since = t - timedelta(seconds=window)
+    flat: dict[str, float] = {}
+    for v in known:
+        if since <= v.arrived_at < t:
+            flat[v.service] = flat.get(v.service, 0.0) + 3600.0 / window
+    # abandonment: drops known by t over the waiting time observed by t
+    abandoned, exposure = 0, 0.0
+    for v in known:
+        g = _gone_at(v)
+        end = t if g is None else g
+        exposure += max(0.0, (end - v.arrived_at).total_seconds())
+        if v.outcome == "abandoned":
+            abandoned += 1
+    model = WaitModel(st, ArrivalRates(flat=flat), Abandonment.from_counts(abandoned, exposure))
+    model.arrivals.priority_share = _priority_shares(list(history or ()) + list(known), opts)
+    return model
 
 
 def _learned_service_times(
@@ -624,11 +638,11 @@ def replay(
     with_estimator: bool = True,
     history: list[Visit] | None = None,
     schedule: dict | None = None,
-    service_times: ServiceTimes | None = None,
+    known_model: WaitModel | None = None,
 ):
     """Predictions for every ticket, in order of arrival, each from what was known at arrival
     (`with_estimator=False`: the baselines only, `predicted_s` NaN). `history`: complete logs of
-    earlier days, `schedule`: the counters' known plan, `service_times`: distributions known
+    earlier days, `schedule`: the counters' known plan, `known_model`: a model known
     beforehand (see `state_at`)."""
     opts = opts or ReplayOptions()
     visits = sorted(visits, key=lambda v: (v.arrived_at, v.ticket_id))
@@ -646,7 +660,7 @@ def replay(
             day_start=day_start,
             history=history,
             schedule=schedule,
-            service_times=service_times,
+            known_model=known_model,
         )
         if not with_estimator:
             out.append(

@@ -297,11 +297,13 @@ def absences(spec: DaySpec | dict) -> dict[str, list[tuple[datetime, datetime]]]
     return out
 
 
-def true_service_times(spec: DaySpec | dict, *, samples: int = 4000, seed: int = 0):
-    """The spec's own service-time distributions as a `ServiceTimes` (`samples` draws per
-    service, as the simulator draws them): what no live branch knows exactly, for measuring how
-    much of an estimate's error is left when the distributions are right."""
-    from .model import ServiceTimes
+def true_model(spec: DaySpec | dict, *, samples: int = 4000, seed: int = 0):
+    """The spec's own wait model, what no live branch knows exactly: its service-time
+    distributions (`samples` draws per service, as the simulator draws them), its arrival rates
+    per local hour (walk-ins and the appointments that come), the share of priority walk-ins
+    and the give-up hazard. For measuring how much of an estimate's error is left when the
+    model is right."""
+    from .model import Abandonment, ArrivalRates, ServiceTimes, WaitModel
 
     if isinstance(spec, dict):
         spec = DaySpec.from_dict(spec)
@@ -310,7 +312,19 @@ def true_service_times(spec: DaySpec | dict, *, samples: int = 4000, seed: int =
     for svc in spec.services:
         for _ in range(samples):
             st.add(svc.code, max(5.0, _gamma(rng, svc.mean_s, svc.cv)))
-    return st
+    walk, booked = 1.0 - spec.appointment_share, spec.appointment_share
+    rates = ArrivalRates(
+        per_hour={
+            (svc.code, hour): rate * (walk + booked * (1.0 - spec.no_show_rate))
+            for svc in spec.services
+            for hour, rate in svc.arrivals_per_hour.items()
+        }
+    )
+    share = spec.priority_share * walk / (walk + booked * (1.0 - spec.no_show_rate))
+    rates.priority_share = {svc.code: share for svc in spec.services if share > 0}
+    hazard = 1.0 / spec.patience_mean_s if spec.patience_mean_s else 0.0
+    offset = int(_offset(spec.utc_offset).utcoffset(None).total_seconds())
+    return WaitModel(st, rates, Abandonment(hazard), utc_offset_s=offset)
 
 
 def counter_rows(spec: DaySpec | dict) -> list[dict]:
