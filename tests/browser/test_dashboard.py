@@ -91,6 +91,12 @@ def real_problems(tab) -> list[str]:
 def assert_fits(page):
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow}px wider than the window"
+    # nothing sticks out of a figure's tile (a long status in Indonesian wraps)
+    spilled = page.evaluate(
+        "Array.from(document.querySelectorAll('.dash-tile'))"
+        ".filter(t => t.scrollWidth > t.clientWidth + 1).map(t => t.innerText)"
+    )
+    assert spilled == [], f"tiles whose content sticks out: {spilled}"
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
