@@ -110,17 +110,27 @@ def tokens_create(username, name):
 
 @jobs_cli.command("run")
 def jobs_run():
-    """Run the scheduler in the foreground (production: exactly one such process)."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    """Run the scheduler in the foreground. Exactly one runs the jobs: a second one started by
+    mistake stands by (the scheduler lock, `jobs/leader.py`) and takes over if the first dies."""
+    import threading
 
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from .jobs import leader
     from .jobs.scheduler import configure
 
-    scheduler = configure(BlockingScheduler(timezone="UTC"), current_app._get_current_object())
-    click.echo("scheduler: " + ", ".join(job.id for job in scheduler.get_jobs()))
+    app = current_app._get_current_object()
+    stop = threading.Event()
     try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        scheduler.shutdown(wait=False)
+        leader.run(
+            app,
+            lambda: configure(BackgroundScheduler(timezone="UTC"), app),
+            poll_s=app.config["SCHEDULER_POLL_S"],
+            stop=stop,
+            say=lambda line: click.echo(line, nl=True),
+        )
+    except KeyboardInterrupt:
+        stop.set()
 
 
 @jobs_cli.command("close-days")

@@ -43,6 +43,8 @@ class Config:
     SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE", REDIS_URL)
     CORS_ORIGINS = [o for o in (_env("CORS_ORIGINS", "") or "").split(",") if o]
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", False)
+    # how often a standby scheduler tries the lock and the leader checks it still holds it
+    SCHEDULER_POLL_S = float(_env("SCHEDULER_POLL_S", "5"))
 
     BABEL_DEFAULT_LOCALE = _env("DEFAULT_LOCALE", "id")
     BABEL_DEFAULT_TIMEZONE = "UTC"

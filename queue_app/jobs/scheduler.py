@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -59,8 +61,17 @@ def configure(scheduler: BaseScheduler, app) -> BaseScheduler:
     return scheduler
 
 
-def start_background(app) -> BackgroundScheduler:
-    """The embedded profile: jobs run in threads of the web process."""
-    scheduler = configure(BackgroundScheduler(timezone="UTC"), app)
-    scheduler.start()
-    return scheduler
+def start_background(app) -> threading.Thread:
+    """The embedded profile: jobs run in threads of the web process, while it holds the
+    scheduler lock (`leader.py`: a `flask jobs run` already running keeps them there)."""
+    from . import leader
+
+    thread = threading.Thread(
+        target=leader.run,
+        args=(app, lambda: configure(BackgroundScheduler(timezone="UTC"), app)),
+        kwargs={"poll_s": app.config["SCHEDULER_POLL_S"], "stop": threading.Event()},
+        name="scheduler-leader",
+        daemon=True,
+    )
+    thread.start()
+    return thread
