@@ -23,7 +23,7 @@ def banner(app) -> str:
         f"  API branches      {base}/api/v1/branches",
         f"  API services      {base}/api/v1/branches/JKT01/services",
         f"  OpenAPI document  {base}/api/v1/openapi.json",
-        f"  health            {base}/healthz",
+        f"  health            {base}/healthz   (ready: {base}/readyz)",
         f"  counter screen    {base}/counter/   (sign in as budi.santoso)",
         f"  devices (admin)   {base}/admin/devices   (sign in as admin or dewi.lestari)",
         f"  branch settings   {base}/admin/branches/JKT01/settings   (admin or dewi.lestari)",

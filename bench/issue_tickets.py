@@ -416,11 +416,11 @@ def wait_ready(proc: subprocess.Popen, base: str, logfile: Path, timeout: float 
         if proc.poll() is not None:
             raise BenchError(f"the server exited with {proc.returncode}:\n{tail(logfile)}")
         with contextlib.suppress(OSError):
-            status, _ = http_get(base + "/healthz", timeout=2)
+            status, _ = http_get(base + "/readyz", timeout=2)
             if status == 200:
                 return time.monotonic() - started
         time.sleep(0.2)
-    raise BenchError(f"the server did not answer /healthz within {timeout:.0f} s:\n{tail(logfile)}")
+    raise BenchError(f"the server was not ready (/readyz) within {timeout:.0f} s:\n{tail(logfile)}")
 
 
 def tail(path: Path, lines: int = 30) -> str:

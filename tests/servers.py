@@ -19,8 +19,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(database_url, log_path, *, command=("run.py",), port=None, **env_extra):
-    """Start the app as its own process (`python run.py` unless told), wait for /healthz."""
+def start_server(
+    database_url, log_path, *, command=("run.py",), port=None, ready="/readyz", **env_extra
+):
+    """Start the app as its own process (`python run.py` unless told), wait for `ready` (the
+    asyncio realtime process has only /healthz)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -44,7 +47,7 @@ def start_server(database_url, log_path, *, command=("run.py",), port=None, **en
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {Path(log_path).read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1):
+            with urllib.request.urlopen(url + ready, timeout=1):
                 return proc, url
         except OSError:
             time.sleep(0.1)

@@ -1,7 +1,10 @@
-"""GET /healthz: 200 while the database answers, 503 (still JSON) when it does not.
+"""GET /healthz (liveness: the process answers, whatever the database) and GET /readyz
+(readiness: 200 while the database and every Redis in use answer, 503, still JSON, when one
+does not).
 
-The unavailable cases use real databases that cannot answer: a PostgreSQL address where
-nothing listens, and an SQLite file in a folder that does not exist. No mocks.
+The unavailable cases use real servers that cannot answer: a PostgreSQL address where nothing
+listens, an SQLite file in a folder that does not exist, a Redis port where nothing listens;
+the available Redis is the real one on 127.0.0.1:6379. No mocks.
 """
 
 import time
@@ -37,23 +40,59 @@ def down(request):
         db.engine.dispose()
 
 
-def test_healthz_is_503_when_the_database_does_not_answer(down):
+def test_readyz_ok(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"database": "ok"}}
+
+
+def test_healthz_answers_while_readyz_is_503_when_the_database_does_not_answer(down):
+    # liveness: the process is fine, restarting it would not help
+    assert down.get("/healthz").status_code == 200
     started = time.monotonic()
-    response = down.get("/healthz")
+    response = down.get("/readyz")
     assert time.monotonic() - started < 10
     assert response.status_code == 503
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert body["status"] == "unavailable"
-    assert body["status"] != "ok"
+    assert body["checks"]["database"] not in ("ok", None)
     # says what kind of failure, never the connection string
     text = response.get_data(as_text=True)
     assert "127.0.0.1" not in text and "nonexistent" not in text and "postgres@" not in text
 
 
-def test_healthz_recovers_on_the_next_call(down):
-    assert down.get("/healthz").status_code == 503
-    assert down.get("/healthz").status_code == 503  # no poisoned session in between
+def test_readyz_recovers_on_the_next_call(down):
+    assert down.get("/readyz").status_code == 503
+    assert down.get("/readyz").status_code == 503  # no poisoned session in between
+
+
+@pytest.mark.parametrize("setting", ["SOCKETIO_MESSAGE_QUEUE", "RATELIMIT_STORAGE_URI"])
+def test_readyz_checks_every_redis_in_use(app, setting):
+    """The message queue of Socket.IO and the rate limits' storage: the real Redis answers; a
+    port where nothing listens makes the process unready (and still alive)."""
+    database = app.config["SQLALCHEMY_DATABASE_URI"]
+    up = create_app(
+        "testing", SQLALCHEMY_DATABASE_URI=database, **{setting: "redis://127.0.0.1:6379/0"}
+    )
+    response = up.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    gone = create_app(
+        "testing", SQLALCHEMY_DATABASE_URI=database, **{setting: "redis://:secret@127.0.0.1:1/0"}
+    )
+    client = gone.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"] == "ConnectionError"
+    assert "secret" not in response.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200
+    for made in (up, gone):
+        with made.app_context():
+            db.engine.dispose()
 
 
 def test_api_is_503_with_the_error_shape_when_the_database_does_not_answer(down):

@@ -287,6 +287,7 @@ def server_and_realtime(app, floor, redis_available, tmp_path):
             url,
             tmp_path / "rt.log",
             command=("-m", "queue_app.realtime.aio"),
+            ready="/healthz",
             SOCKETIO_MESSAGE_QUEUE=REDIS,
         )
         procs.append(rt)

@@ -1,7 +1,7 @@
 from datetime import datetime, time
 
 from babel.dates import format_time
-from flask import jsonify, redirect, render_template, request, session, url_for
+from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -71,10 +71,52 @@ def switch_language(code):
 
 @bp.get("/healthz")
 def healthz():
+    """Liveness: the process answers. Reads nothing (a database outage must not get the
+    processes restarted; `/readyz` says whether they can serve)."""
+    return jsonify(status="ok")
+
+
+def _redis_urls() -> list[str]:
+    """The Redis servers this process depends on: the Socket.IO message queue and the rate
+    limits' storage, each once."""
+    urls = [
+        current_app.config.get("SOCKETIO_MESSAGE_QUEUE"),
+        current_app.config.get("RATELIMIT_STORAGE_URI"),
+    ]
+    out = []
+    for url in urls:
+        if url and url.startswith(("redis://", "rediss://", "unix://")) and url not in out:
+            out.append(url)
+    return out
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: the database answers and every Redis server in use answers a PING. 200
+    `{"status": "ready", "checks": {...}}`, or 503 with `"unavailable"` and, per check, the kind
+    of failure (never an address or a password)."""
+    import redis
+
+    checks = {}
     try:
         db.session.execute(text("SELECT 1"))
         db.session.rollback()
+        checks["database"] = "ok"
     except SQLAlchemyError as exc:
         db.session.rollback()
-        return jsonify(status="unavailable", error=type(exc).__name__), 503
-    return jsonify(status="ok")
+        checks["database"] = type(exc).__name__
+    urls = _redis_urls()
+    for k, url in enumerate(urls):
+        name = "redis" if len(urls) == 1 else f"redis{k + 1}"
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.ping()
+            checks[name] = "ok"
+        except redis.RedisError as exc:
+            checks[name] = type(exc).__name__
+        finally:
+            client.close()
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), (
+        200 if ready else 503
+    )
