@@ -158,7 +158,8 @@ def screenshot_dir() -> Path:
 
 class Tab:
     """A page in its own browser context, recording everything that went wrong in it:
-    console errors, uncaught exceptions, failed requests and 4xx/5xx responses."""
+    console errors, uncaught exceptions, failed requests and 4xx/5xx responses (requests the
+    browser cancelled itself go to `aborted`)."""
 
     def __init__(self, context, base_url):
         self.context = context
@@ -171,14 +172,19 @@ class Tab:
             lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"),
         )
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on(
-            "requestfailed",
-            lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"),
-        )
+        # a request the browser itself cancelled (net::ERR_ABORTED: the page navigated on or
+        # closed before it finished, e.g. a stylesheet of a page a redirect left) is kept
+        # apart: no server failed; a server that fails answers >= 400 or drops the connection
+        self.aborted: list[str] = []
+        page.on("requestfailed", self._request_failed)
         page.on(
             "response",
             lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"),
         )
+
+    def _request_failed(self, request):
+        line = f"request failed: {request.url} {request.failure}"
+        (self.aborted if request.failure == "net::ERR_ABORTED" else self.problems).append(line)
 
     def goto(self, path="/"):
         response = self.page.goto(self.base_url + path)
