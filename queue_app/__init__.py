@@ -25,6 +25,11 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=0
         )
 
+    from .observability import init_observability
+
+    # first: the request id and the access line wrap every other hook; /metrics
+    init_observability(app)
+
     from . import models  # noqa: F401  (every model registered before anything binds)
     from .extensions import babel, db, migrate, socketio
 

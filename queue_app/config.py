@@ -110,6 +110,15 @@ class Config:
     APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
     # reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none)
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
+    # --- observability (observability/) ---
+    # log lines on stderr: "json" (one object per line) or "text"; every line of a request
+    # carries its id (X-Request-ID), one access line per request
+    LOG_FORMAT = _env("LOG_FORMAT", "text")
+    LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    # GET /metrics (Prometheus): a bearer token and/or the addresses and networks allowed
+    # (comma separated, e.g. "127.0.0.1,10.0.0.0/8"); each one set must pass; neither: 404
+    METRICS_TOKEN = _env("METRICS_TOKEN")
+    METRICS_ALLOW = _env("METRICS_ALLOW", "")
     # urgent messages (one-time codes, "it is your turn") right after their commit: "thread"
     # (a background sender per process), "sync" (in the committing thread, after the commit:
     # tests), "off" (left to the outbox job)
@@ -212,6 +221,7 @@ class Config:
 
 class EmbeddedConfig(Config):
     PROFILE = "embedded"
+    METRICS_ALLOW = _env("METRICS_ALLOW", "127.0.0.1,::1")  # this machine only
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
 
 
@@ -231,6 +241,8 @@ class ProductionConfig(Config):
         "pool_recycle": int(_env("DB_POOL_RECYCLE", "1800")),
         "pool_size": int(_env("DB_POOL_SIZE", "10")),
         "max_overflow": int(_env("DB_MAX_OVERFLOW", "20")),
+        # a logged database error shows the statement, never its values (phone numbers ...)
+        "hide_parameters": True,
     }
 
 

@@ -64,6 +64,9 @@ def empty_database():
     from queue_app.waits import live
 
     live.clear_cache()  # keyed by branch id and event sequence, which the next rows reuse
+    from queue_app.observability import metrics
+
+    metrics.clear_cache()  # branch codes by id, which the next rows reuse
     db.session.remove()
     engine = db.engine
     for attempt in range(5):

@@ -37,9 +37,13 @@ JOBS = [
 ]
 
 
-def _runner(app, job):
+def _runner(app, job, name=None):
+    from ..observability.metrics import job_run
+
     def run():
-        return job(app, utcnow())
+        # counted by outcome and timed; its log lines carry the job's name
+        with job_run(name or job.__name__):
+            return job(app, utcnow())
 
     run.__name__ = job.__name__
     return run
@@ -48,7 +52,7 @@ def _runner(app, job):
 def configure(scheduler: BaseScheduler, app) -> BaseScheduler:
     for job_id, func, trigger in JOBS:
         scheduler.add_job(
-            _runner(app, func),
+            _runner(app, func, job_id),
             trigger,
             id=job_id,
             name=job_id,

@@ -29,4 +29,7 @@ def per_active_branch(app, work: Callable[[Branch], int], what: str) -> int:
             except Exception:
                 db.session.rollback()
                 log.exception("%s failed for branch %s", what, branch_id)
+                from ..observability.metrics import unit_failed
+
+                unit_failed()  # the job run counts as partial (observability/metrics.py)
     return total

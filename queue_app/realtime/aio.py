@@ -101,11 +101,18 @@ class AsyncFloor(socketio.AsyncNamespace):
             # signed out or revoked between the check and the joins (see handlers.on_connect)
             raise socketio.exceptions.ConnectionRefusedError("not_allowed")
         self.connections[sid] = conn
+        from ..observability.metrics import socket_connected
+
+        socket_connected(conn.audience)
         snapshot = await self._in_request(environ, self.checks._snapshot, conn)
         await self.emit("snapshot", snapshot, to=sid)
 
     async def on_disconnect(self, sid, reason=None):
-        self.connections.pop(sid, None)
+        conn = self.connections.pop(sid, None)
+        if conn is not None:
+            from ..observability.metrics import socket_disconnected
+
+            socket_disconnected(conn.audience)
 
     async def on_snapshot(self, sid, _data=None):
         conn = self.connections.get(sid)
@@ -192,6 +199,24 @@ def build(app, message_queue: str | None) -> web.Application:
         return web.json_response({"status": "ok", "connections": len(server.manager.rooms)})
 
     web_app.router.add_get("/healthz", healthz)
+
+    async def metrics(request):
+        # this process's own registry (socket clients by audience ...), for the operator's
+        # Prometheus only: the same METRICS_TOKEN / METRICS_ALLOW checks as the web's /metrics
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from ..observability.metrics import REFUSALS, Access, exposition
+
+        status = Access(app.config).check(request.remote, request.headers.get("Authorization"))
+        if status != 200:
+            code, message = REFUSALS[status]
+            headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if status == 401 else None
+            return web.json_response(
+                {"error": {"code": code, "message": message}}, status=status, headers=headers
+            )
+        return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    web_app.router.add_get("/metrics", metrics)
     web_app["socketio"] = server
     return web_app
 
@@ -204,7 +229,9 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default=os.environ.get("REALTIME_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("REALTIME_PORT", "5001")))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # one process: its metrics stay in its own registry, served on its own /metrics (a
+    # multiprocess directory shared with gunicorn would keep its socket gauge after it died)
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     profile = os.environ.get("QUEUE_APP_PROFILE", "production")
     message_queue = config_module.load(profile)["SOCKETIO_MESSAGE_QUEUE"]
     if not message_queue:

@@ -200,11 +200,18 @@ class FloorNamespace(Namespace):
                 raise ConnectionRefusedError("not_allowed")
         with self.lock:
             self.connections[request.sid] = conn
+        from ..observability.metrics import socket_connected
+
+        socket_connected(conn.audience)
         emit("snapshot", self._snapshot(conn))
 
     def on_disconnect(self, reason=None):
         with self.lock:
-            self.connections.pop(request.sid, None)
+            conn = self.connections.pop(request.sid, None)
+        if conn is not None:
+            from ..observability.metrics import socket_disconnected
+
+            socket_disconnected(conn.audience)
 
     def on_snapshot(self, _data=None):
         conn = self.connections.get(request.sid)
