@@ -108,6 +108,11 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .alerts.receivers import init_alerts
 
     init_alerts(app)  # every committed change of a branch re-evaluates its alert thresholds
+    from .audit.hooks import init_audit
+    from .audit.views import bp as audit_bp
+
+    init_audit(app)  # every staff action is in the audit log (its own transaction: refusals)
+    app.register_blueprint(audit_bp)
 
     from .cli import register_cli
 

@@ -85,6 +85,16 @@ def users_create(username, role, branch_codes, services, password, name, manager
         )
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
+    from .audit.services import record as audit
+
+    db.session.flush()
+    audit(
+        "user.create",
+        via="cli",
+        target_type="user",
+        target_id=user.id,
+        details={"username": user.username, "role": user.role.value},
+    )
     db.session.commit()
     click.echo(f"created {user.username} ({user.role.value})")
     if generated:
@@ -154,3 +164,9 @@ def register_cli(app):
     from .reports.cli import reports_cli
 
     app.cli.add_command(reports_cli)
+    from .audit.cli import audit_cli
+    from .customers.cli import customers_cli, privacy_cli
+
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(customers_cli)
+    app.cli.add_command(privacy_cli)

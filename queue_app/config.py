@@ -140,6 +140,11 @@ class Config:
     REMOTE_CODE_TTL_S = int(_env("REMOTE_CODE_TTL_S", "600"))
     REMOTE_CODE_MAX_TRIES = int(_env("REMOTE_CODE_MAX_TRIES", "5"))
 
+    # --- personal data (customers/retention.py) ---
+    # visits, feedback, messages and contacts older than this many days are anonymised by the
+    # daily `anonymise_personal_data` job (and `flask privacy anonymise`); statistics stay
+    RETENTION_DAYS = int(_env("RETENTION_DAYS", "730"))
+    RETENTION_BATCH = int(_env("RETENTION_BATCH", "500"))
     # --- feedback (feedback/) ---
     # the rating invitation by e-mail/SMS waits this long after the visit (a tablet answer first)
     FEEDBACK_INVITE_DELAY_S = int(_env("FEEDBACK_INVITE_DELAY_S", "600"))

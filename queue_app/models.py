@@ -2,6 +2,7 @@
 
 from .accounts.models import ApiToken, Role, User, user_branches, user_services
 from .alerts.models import Alert, AlertRule, AlertStep
+from .audit.models import AuditEntry
 from .booking.models import Appointment, AppointmentSlot, AppointmentStatus, BranchClosure
 from .branches.models import Branch, Counter, CounterService, CounterStatus, PriorityPolicy, Service
 from .cases.models import Case, CaseStep
@@ -29,6 +30,7 @@ __all__ = [
     "Appointment",
     "AppointmentSlot",
     "AppointmentStatus",
+    "AuditEntry",
     "Branch",
     "BranchClosure",
     "Case",

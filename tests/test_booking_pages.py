@@ -324,6 +324,11 @@ def test_the_api_twins_need_the_manage_token(client, branch):
     body = created.get_json()
     code, token = body["code"], body["manage_token"]
     assert body["manage_url"].endswith(f"/appointments/{token}")
+    # the booker hears the whole name; the six-character code alone tells only a masked one
+    assert body["name"] == "Siti Rahayu"
+    looked_up = client.get(f"{API}/appointments/{code}").get_json()
+    assert looked_up["code"] == code and looked_up["name"] not in (None, "Siti Rahayu")
+    assert looked_up["name"].startswith("S") and "Rahayu" not in looked_up["name"]
     # the code alone, a forged token, another booking's token: refused
     assert client.post(f"{API}/appointments/{code}/cancel", json={}).status_code == 422
     forged = client.post(f"{API}/appointments/{code}/cancel", json={"token": token[:-2] + "xx"})

@@ -390,7 +390,7 @@ def test_api_shows_an_appointment_by_its_code(client, branch, appointment):
             "service_name": "Teller",
             "start": "2026-03-04T09:00:00+07:00",
             "end": "2026-03-04T09:10:00+07:00",
-            "name": "Siti Rahayu",
+            "name": "Si•• R•••••",  # the code alone never tells who booked
             "checked_in_at": None,
         }
     assert_error(client.get(f"{API}/appointments/ZZZZZZ"), 404, "unknown_booking")

@@ -85,6 +85,7 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
 
     scheduler = jobs_scheduler.configure(BackgroundScheduler(timezone="UTC"), app)
     assert sorted(j.id for j in scheduler.get_jobs()) == [
+        "anonymise_personal_data",
         "close_past_business_days",
         "deliver_outbox",
         "escalate_cases",

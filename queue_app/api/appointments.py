@@ -11,6 +11,7 @@ from ..booking import checkin, links
 from ..booking import services as booking
 from ..core.errors import NotFound
 from ..core.types import utcnow
+from ..customers.privacy import mask_name
 from ..customers.services import identify_customer
 from ..extensions import db, limiter
 from . import presenters
@@ -193,8 +194,11 @@ def get_appointment(booking_code):
     """The appointment with this booking code (the code is the customer's secret: no token).
 
     The code may be written loosely (`ab3-k7q`, with spaces); 404 `unknown_booking` if none.
+    A six-character code is short, so the name comes back masked (`Si•• R•••••`): the code
+    alone never tells who booked.
     """
-    return presenters.appointment(checkin.find(booking_code))
+    found = presenters.appointment(checkin.find(booking_code))
+    return {**found, "name": mask_name(found.get("name"))}
 
 
 @blp.post("/branches/<code>/appointments/<booking_code>/check-in")

@@ -285,7 +285,9 @@ def confirm_booking(
     appointment = _locked(appointment)  # the form sent twice at once: confirmed once
     customer = identify_customer(phone=phone, email=email, name=name, region=region)
     if consent and customer is not None:
-        customer.consent_contact = True
+        from ..customers.privacy import give_consent
+
+        give_consent(customer, now=now, source="booking")
     return confirm(appointment, now=now, customer=customer, name=name, email=email)
 
 

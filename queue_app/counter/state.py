@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 from ..accounts.models import Role, User
 from ..branches.models import Branch, Counter, CounterStatus, Service
+from ..customers import privacy
 from ..customers import queries as customer_queries
 from ..customers.models import Customer
+from ..customers.privacy import mask_phone  # noqa: F401 (the counter's mask, kept importable)
 from ..extensions import db
 from ..tickets import queries as ticket_queries
 from ..tickets.models import Ticket, TicketStatus, Visit
@@ -62,18 +64,6 @@ def outcome_label(code: str | None) -> str | None:
     return next((str(label) for c, label in OUTCOMES if c == code), code)
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """+6281234567890 -> +62 812 •••• 7890: enough to confirm with the customer, not to dial."""
-    if not phone:
-        return None
-    digits = phone.lstrip("+")
-    if len(digits) < 8:
-        return "•" * len(digits)
-    head, tail = digits[:5], digits[-4:]
-    hidden = "•" * (len(digits) - 9) if len(digits) > 9 else "••"
-    return f"+{head[:2]} {head[2:]} {hidden} {tail}"
-
-
 def _ticket(t: Ticket, lang: str, counter: Counter) -> dict:
     return {
         "id": t.id,
@@ -104,8 +94,9 @@ def _local(moment: datetime | None, tz: str, locale) -> str | None:
     return f"{day} {format_time(local, 'short', locale=locale)}"
 
 
-def customer_panel(customer: Customer, current_visit_id: int | None) -> dict:
-    """Who the called customer is and what happened on their earlier visits."""
+def customer_panel(customer: Customer, current_visit_id: int | None, viewer=None) -> dict:
+    """Who the called customer is and what happened on their earlier visits: the name and the
+    phone number as `viewer` may see them at a counter (`customers/privacy.py`)."""
     lang = _lang()
     locale = get_locale()
     history = customer_queries.customer_history(
@@ -113,8 +104,8 @@ def customer_panel(customer: Customer, current_visit_id: int | None) -> dict:
     )
     return {
         "id": customer.id,
-        "name": customer.name,
-        "phone": mask_phone(customer.phone),
+        "name": privacy.shown(viewer, privacy.COUNTER, "name", customer.name),
+        "phone": privacy.shown(viewer, privacy.COUNTER, "phone", customer.phone),
         "number": customer.external_id or f"#{customer.id}",
         "visits": [
             {
@@ -199,7 +190,9 @@ def counter_state(counter: Counter, user: User, now: datetime) -> dict:
         active_data = _ticket(active, lang, counter)
         visit = db.session.get(Visit, active.visit_id)
         if visit.customer_id is not None:
-            customer = customer_panel(db.session.get(Customer, visit.customer_id), visit.id)
+            customer = customer_panel(
+                db.session.get(Customer, visit.customer_id), visit.id, viewer=user
+            )
 
     return {
         "now": _iso(now),

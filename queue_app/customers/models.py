@@ -20,6 +20,15 @@ class Customer(db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     consent_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_survey: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when and how each consent was given (`customers/privacy.py` `give_consent`): the source
+    # is "booking", "remote_join", "kiosk", "staff", "api"; None when not given or withdrawn
+    consent_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_contact_source: Mapped[str | None] = mapped_column(String(16))
+    consent_survey_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_survey_source: Mapped[str | None] = mapped_column(String(16))
+    # the personal data were erased on request or by the retention job (the row stays, empty,
+    # so the anonymous statistics that point at it stay whole)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self):

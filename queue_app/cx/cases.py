@@ -23,6 +23,7 @@ from ..cases import services as cases
 from ..cases.models import Case, CaseStatus, RootCause, StepKind
 from ..core.errors import DomainError
 from ..core.types import utcnow
+from ..customers import privacy
 from ..extensions import db
 from ..feedback.questions import reason_label
 from . import bp
@@ -192,6 +193,8 @@ def _detail(case: Case, *, error: str | None = None, status: int = 200, form=Non
         "cx/case.html",
         case=case,
         facts=facts,
+        # the customer's contact as this person may see it (`customers/privacy.py`)
+        person=privacy.contact_view(current_user, privacy.CASE, facts.customer),
         actors=actors,
         due=text,
         overdue=overdue,

@@ -28,6 +28,12 @@ JOBS = [
     ("roll_up_waits", insights_jobs.roll_up_waits, IntervalTrigger(hours=1)),
     ("escalate_cases", cases_jobs.escalate_cases, IntervalTrigger(minutes=5)),
     ("evaluate_alerts", alerts_jobs.evaluate_alerts, IntervalTrigger(minutes=1)),
+    # daily, at a quiet hour: personal data older than RETENTION_DAYS anonymised
+    (
+        "anonymise_personal_data",
+        tasks.anonymise_personal_data,
+        CronTrigger(hour=19, minute=40, timezone="UTC"),  # 02:40 in Jakarta
+    ),
     # after the end-of-day close (every 10 minutes): the reports of the periods just closed
     (
         "snapshot_closed_periods",

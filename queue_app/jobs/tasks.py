@@ -37,3 +37,31 @@ def expire_appointment_holds(app, now: datetime) -> int:
         except Exception:
             db.session.rollback()
             raise
+
+
+def anonymise_personal_data(app, now: datetime) -> int:
+    """The retention job (daily): anonymise what is older than `RETENTION_DAYS`, batch by
+    batch, each batch one transaction (`customers/retention.py`). Returns the rows changed."""
+    from ..audit.services import record as audit
+    from ..customers import retention
+
+    with app.app_context():
+        try:
+            days = int(app.config["RETENTION_DAYS"])
+            counts = retention.run(
+                now=now, days=days, batch_size=int(app.config["RETENTION_BATCH"])
+            )
+            changed = sum(counts.as_dict().values())
+            if changed:
+                audit(
+                    "privacy.anonymise",
+                    via="job",
+                    actor_username="job:anonymise_personal_data",
+                    details={"older_than_days": days, **counts.as_dict()},
+                    now=now,
+                )
+                db.session.commit()
+            return changed
+        except Exception:
+            db.session.rollback()
+            raise

@@ -2,7 +2,7 @@
 
 Displays, kiosks and phones get public data only (ticket number, service, status, counter
 display name): never a customer's name or phone number. Staff get the working view (ticket
-ids, priority, waiting since, targeted counter, the customer's name when identified).
+ids, priority, waiting since, targeted counter, the customer's masked name when identified).
 Everything here reads committed rows through the session it is given.
 """
 
@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
+from ..customers.privacy import mask_name
 from ..tickets import queries
 from ..tickets.models import JourneyEvent, Ticket, TicketStatus
 
@@ -90,7 +91,9 @@ def ticket_staff(ticket: Ticket, status: str | None = None) -> dict:
         "called_at": iso(ticket.last_called_at),
         "target_counter_id": ticket.target_counter_id,
         "transferred": ticket.previous_id is not None,
-        "customer": {"name": customer.name} if customer is not None else None,
+        # the room holds everyone who may view the branch (executives, CX agents too): the
+        # masked name; the counter screen reads the name in full from its own state
+        "customer": {"name": mask_name(customer.name)} if customer is not None else None,
     }
 
 

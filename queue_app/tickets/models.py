@@ -88,6 +88,8 @@ class Visit(db.Model):
     token: Mapped[str] = mapped_column(String(64), unique=True)
     arrived_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the retention job blanked its personal data (`customers/retention.py`)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     branch: Mapped[Branch] = relationship()
     customer: Mapped[Customer | None] = relationship()
