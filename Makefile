@@ -34,6 +34,8 @@ queue_app/static/vendor/.copied: package.json package-lock.json
 	mkdir -p queue_app/static/vendor
 	cp node_modules/socket.io-client/dist/socket.io.min.js queue_app/static/vendor/
 	cp node_modules/socket.io-client/dist/socket.io.min.js.map queue_app/static/vendor/
+	mkdir -p queue_app/static/vendor/swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui-bundle.js.map node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui.css.map node_modules/swagger-ui-dist/LICENSE queue_app/static/vendor/swagger-ui/
 	touch $@
 
 translations: python

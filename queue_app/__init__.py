@@ -108,6 +108,9 @@ def create_app(profile: str | None = None, **overrides) -> Flask:
     from .alerts.receivers import init_alerts
 
     init_alerts(app)  # every committed change of a branch re-evaluates its alert thresholds
+    from .webhooks.receivers import init_webhooks
+
+    init_webhooks(app)  # calls, finishes, feedback, escalations, alerts: their webhook rows
     from .audit.hooks import init_audit
     from .audit.views import bp as audit_bp
 

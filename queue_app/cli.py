@@ -104,18 +104,50 @@ def users_create(username, role, branch_codes, services, password, name, manager
 @tokens_cli.command("create")
 @click.argument("username")
 @click.option("--name", default="cli", help="A label for the token.")
-def tokens_create(username, name):
-    """Create an API token; the token is the last line printed."""
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="What the token may do (repeat; default: every scope). See `flask tokens scopes`.",
+)
+def tokens_create(username, name, scopes):
+    """Create an API token; the token is the last line printed.
+
+    The token can do what both its scopes and its user's role and branches allow."""
+    from .accounts.scopes import UnknownScope, normalise
+
+    try:
+        granted = normalise(scopes or None)
+    except UnknownScope as exc:
+        raise click.ClickException(f"unknown scope: {exc} (see `flask tokens scopes`)") from None
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         raise click.ClickException(f"no user {username!r}")
     if not user.active:
         # the API refuses every token of a deactivated account: do not hand out a dead one
         raise click.ClickException(f"user {username!r} is deactivated")
-    token = create_api_token(user, name=name, now=utcnow())
+    token = create_api_token(user, name=name, now=utcnow(), scopes=granted)
+    from .audit.services import record as audit
+
+    audit(
+        "token.create",
+        via="cli",
+        target_type="user",
+        target_id=user.id,
+        details={"username": user.username, "name": name[:80], "scopes": list(granted)},
+    )
     db.session.commit()
-    click.echo(f"token for {user.username} ({user.role.value}):")
+    click.echo(f"token for {user.username} ({user.role.value}), scopes: {' '.join(granted)}")
     click.echo(token)
+
+
+@tokens_cli.command("scopes")
+def tokens_scopes():
+    """List the scopes an API token can have."""
+    from .accounts.scopes import SCOPES
+
+    for name, what in SCOPES.items():
+        click.echo(f"{name:16} {what}")
 
 
 @jobs_cli.command("run")

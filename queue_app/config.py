@@ -56,6 +56,9 @@ class Config:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
+    # the browsable documentation (Swagger UI from npm, copied by `make npm`): /api/v1/docs
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
 
     JSON_SORT_KEYS = False
     MAX_CONTENT_LENGTH = 1024 * 1024
@@ -106,6 +109,15 @@ class Config:
     OUTBOX_RETRY_FACTOR = float(_env("OUTBOX_RETRY_FACTOR", "5"))
     OUTBOX_LEASE_S = float(_env("OUTBOX_LEASE_S", "300"))
     OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
+    # webhooks (queue_app/webhooks/): attempts per delivery, waits of BASE * FACTOR^(n-1)
+    # seconds between them (1, 5, 25, 125, 625 minutes), how long a claimed delivery is left to
+    # its sender, the HTTP timeout, deliveries per run of `deliver_webhooks`
+    WEBHOOK_MAX_ATTEMPTS = int(_env("WEBHOOK_MAX_ATTEMPTS", "6"))
+    WEBHOOK_RETRY_BASE_S = float(_env("WEBHOOK_RETRY_BASE_S", "60"))
+    WEBHOOK_RETRY_FACTOR = float(_env("WEBHOOK_RETRY_FACTOR", "5"))
+    WEBHOOK_LEASE_S = float(_env("WEBHOOK_LEASE_S", "120"))
+    WEBHOOK_TIMEOUT_S = float(_env("WEBHOOK_TIMEOUT_S", "10"))
+    WEBHOOK_BATCH = int(_env("WEBHOOK_BATCH", "50"))
     # reminders before an appointment: offsets like 1d, 24h, 2h, 30m
     APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
     # reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none)

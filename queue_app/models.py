@@ -21,6 +21,7 @@ from .tickets.models import (
     TicketStatus,
     Visit,
 )
+from .webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Alert",
@@ -59,6 +60,8 @@ __all__ = [
     "User",
     "Visit",
     "WaitStat",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "user_branches",
     "user_services",
 ]

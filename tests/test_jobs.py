@@ -88,6 +88,7 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
         "anonymise_personal_data",
         "close_past_business_days",
         "deliver_outbox",
+        "deliver_webhooks",
         "escalate_cases",
         "evaluate_alerts",
         "expire_appointment_holds",

@@ -10,6 +10,8 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
+from queue_app.accounts.scopes import SCOPES
+
 from .apihelp import API, build_floor, fast_passwords, issue, ok, post
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -46,7 +48,8 @@ def test_the_document_is_valid_openapi_3(spec):
 def test_every_api_route_is_documented_and_nothing_else(app, spec):
     routes = set()
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(API + "/") or rule.rule == DOC_PATH:
+        # the document itself and its browsable page (HTML) are not operations of the API
+        if not rule.rule.startswith(API + "/") or rule.endpoint.startswith("api-docs."):
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((_route_to_openapi(rule.rule), method.lower()))
@@ -90,7 +93,7 @@ STAFF_PATHS = re.compile(
     r"^/api/v1/(counters/\{counter_id\}/.+|tickets/\{ticket_id\}/.+|branches/\{code\}/(counters|queue|settings|metrics)"
     r"|cases(/\{case_id\}(/.+)?)?"
     r"|branches/\{code\}/alert-rules|alert-rules/\{rule_id\}|alerts(/\{alert_id\}(/.+)?)?"
-    r"|reports(/staffing)?)$"
+    r"|reports(/staffing)?|exports/(visits|feedback|cases)\.csv)$"
 )
 
 
@@ -98,9 +101,17 @@ def test_staff_endpoints_declare_bearer_security(spec):
     schemes = spec["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer"}
     staff = [(p, m, op) for p, m, op in _operations(spec) if STAFF_PATHS.match(p)]
-    assert len(staff) == 34  # 15 floor, 2 settings, 1 metrics, 7 cases, 7 alerts, 2 reports
+    # 15 floor, 2 settings, 1 metrics, 7 cases, 7 alerts, 2 reports, 3 exports
+    assert len(staff) == 37
     for path, method, operation in staff:
-        assert operation.get("security") == [{"bearerAuth": []}], (path, method)
+        # exactly one requirement: a bearer token with one scope
+        security = operation.get("security")
+        assert isinstance(security, list) and len(security) == 1, (path, method, security)
+        assert list(security[0]) == ["bearerAuth"], (path, method, security)
+        (scope,) = security[0]["bearerAuth"]
+        assert scope in SCOPES, (path, method, scope)
+        said = operation.get("summary", "") + operation.get("description", "")
+        assert f"Token scope: `{scope}`." in said, (path, method)
         for status in ("401", "403"):
             assert status in operation["responses"], (path, method, status)
 
@@ -113,7 +124,8 @@ def test_public_endpoints_do_not_require_a_token(spec):
         # no security at all, or a token that is optional ({} is "no authentication")
         assert security is None or {} in security, (path, method, security)
     issue_op = spec["paths"]["/api/v1/branches/{code}/tickets"]["post"]
-    assert {"bearerAuth": []} in issue_op["security"]  # optional, for VIP and staff tickets
+    # optional, for VIP and staff tickets
+    assert issue_op["security"] == [{}, {"bearerAuth": ["tickets:write"]}]
 
 
 def test_error_responses_are_documented_with_the_real_error_shape(spec):

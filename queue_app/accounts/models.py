@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..branches.models import Branch, Service, str_enum
@@ -108,5 +108,10 @@ class ApiToken(db.Model):
     name: Mapped[str] = mapped_column(String(80), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # what the token may be used for (accounts/scopes.py); the user's role still applies
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     user: Mapped[User] = relationship()
+
+    def allows(self, scope: str) -> bool:
+        return scope in (self.scopes or ())

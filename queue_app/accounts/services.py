@@ -15,6 +15,7 @@ from ..branches.models import Branch, Service
 from ..core.errors import Conflict, DomainError, InvalidInput
 from ..core.events import publish
 from ..extensions import db
+from . import scopes as token_scopes
 from .models import ApiToken, Role, User
 
 _hasher = PasswordHasher()
@@ -88,16 +89,24 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(user: User, *, name: str = "", now: datetime) -> str:
-    """A new bearer token for `user`. The token itself is returned once and never stored."""
+def create_api_token(user: User, *, name: str = "", now: datetime, scopes=None) -> str:
+    """A new bearer token for `user`. The token itself is returned once and never stored.
+
+    `scopes`: what it may be used for (`accounts/scopes.py`; None: every scope). The user's
+    role and branches limit it further. An unknown scope raises `scopes.UnknownScope`."""
+    granted = token_scopes.normalise(scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user_id=user.id, token_hash=_digest(token), name=name, created_at=now))
+    db.session.add(
+        ApiToken(
+            user_id=user.id, token_hash=_digest(token), name=name, created_at=now, scopes=granted
+        )
+    )
     db.session.flush()
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    """The active user behind a bearer token, or None."""
+def token_for(token: str) -> ApiToken | None:
+    """The live token row (not revoked, of an active user) behind a bearer token, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = db.session.scalar(
@@ -105,7 +114,13 @@ def user_for_token(token: str) -> User | None:
     )
     if row is None or not row.user.active:
         return None
-    return row.user
+    return row
+
+
+def user_for_token(token: str) -> User | None:
+    """The active user behind a bearer token, or None."""
+    row = token_for(token)
+    return row.user if row is not None else None
 
 
 def revoke_api_token(token: str, *, now: datetime) -> bool:

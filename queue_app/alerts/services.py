@@ -39,7 +39,7 @@ from ..accounts.models import User
 from ..accounts.queries import branch_manager
 from ..branches.models import Branch, Service
 from ..core.errors import Conflict, InvalidInput
-from ..core.events import publish
+from ..core.events import in_transaction, publish
 from ..notify.models import Channel
 from ..notify.services import enqueue
 from . import content
@@ -237,6 +237,8 @@ def _raise(session, rule: AlertRule, branch: Branch, reading: Reading, now) -> A
         log.info("rule %s, %s: raised by another evaluation", rule.id, reading.subject)
         return None
     _step(session, alert, AlertStepKind.RAISED, now, value=reading.value, threshold=rule.raise_at)
+    # inside the unit of work: webhook deliveries (webhooks/receivers.py)
+    in_transaction("alert.raised", alert=alert, session=session, now=now)
     if owner is not None:
         _notify(session, alert, owner, now=now, escalated=False)
     return alert

@@ -114,6 +114,7 @@ def init_api(app):
     from . import alerts as alerts_api
     from . import appointments, branches, counters, meta, tickets
     from . import cases as cases_api
+    from . import exports as exports_api
     from . import feedback as feedback_api
     from . import insights as insights_api
     from . import metrics as metrics_api
@@ -135,6 +136,7 @@ def init_api(app):
         cases_api,
         alerts_api,
         reports_api,
+        exports_api,
     ):
         # the API authenticates with bearer tokens, never with the session cookie
         csrf.exempt(module.blp)

@@ -199,7 +199,7 @@ def _rule_or_404(rule_id: int) -> AlertRule:
 
 
 @blp.get("/branches/<code>/alert-rules")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="alerts:read")
 @blp.response(200, RuleListSchema)
 def list_rules(code):
     """The branch's alert rules (the branch as a whole first, then per service)."""
@@ -208,7 +208,7 @@ def list_rules(code):
 
 
 @blp.post("/branches/<code>/alert-rules")
-@staff_endpoint(blp, 400, 404, 409, 422)
+@staff_endpoint(blp, 400, 404, 409, 422, scope="alerts:write")
 @blp.arguments(RuleCreateSchema())
 @blp.response(201, RuleSchema)
 def create_rule(data, code):
@@ -227,7 +227,7 @@ def create_rule(data, code):
 
 
 @blp.patch("/alert-rules/<int:rule_id>")
-@staff_endpoint(blp, 400, 404, 422)
+@staff_endpoint(blp, 400, 404, 422, scope="alerts:write")
 @blp.arguments(RulePatchSchema())
 @blp.response(200, RuleSchema)
 def patch_rule(data, rule_id):
@@ -240,7 +240,7 @@ def patch_rule(data, rule_id):
 
 
 @blp.delete("/alert-rules/<int:rule_id>")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="alerts:write")
 @blp.response(204)
 def delete_rule(rule_id):
     """Delete a rule; its open alerts clear, its past alerts stay."""
@@ -251,7 +251,7 @@ def delete_rule(rule_id):
 
 
 @blp.get("/alerts")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="alerts:read")
 @blp.arguments(AlertQuerySchema(), location="query")
 @blp.response(200, AlertListSchema)
 def list_alerts(args):
@@ -273,7 +273,7 @@ def list_alerts(args):
 
 
 @blp.get("/alerts/<int:alert_id>")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="alerts:read")
 @blp.response(200, AlertSchema)
 def get_alert(alert_id):
     """One alert with its timeline, oldest step first."""
@@ -296,7 +296,7 @@ def _alert_or_404(alert_id: int) -> Alert:
 
 
 @blp.post("/alerts/<int:alert_id>/acknowledge")
-@staff_endpoint(blp, 400, 404, 409, 422)
+@staff_endpoint(blp, 400, 404, 409, 422, scope="alerts:write")
 @blp.arguments(AcknowledgeSchema(), required=False)
 @blp.response(200, AlertSchema)
 def acknowledge(data, alert_id):

@@ -1,12 +1,15 @@
 """Bearer-token authentication and branch access checks for the API."""
 
+import inspect
 from functools import wraps
 from http import HTTPStatus
 
 from flask import abort, g, request
+from flask_smorest import abort as api_abort
 
 from ..accounts.models import User
-from ..accounts.services import user_for_token
+from ..accounts.scopes import SCOPES
+from ..accounts.services import token_for
 from ..branches.models import Branch
 
 SECURITY = [{"bearerAuth": []}]
@@ -22,18 +25,36 @@ def bearer_user() -> User | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         abort(401, description="use Authorization: Bearer <token>")
-    user = user_for_token(token.strip())
-    if user is None:
+    row = token_for(token.strip())
+    if row is None:
         abort(401, description="unknown, revoked or expired token")
-    g.user = user
-    return user
+    g.user = row.user
+    g.api_token = row
+    return row.user
 
 
-def staff_required(view):
+def require_scope(scope: str) -> None:
+    """403 `missing_scope` unless the request's bearer token has `scope`."""
+    row = getattr(g, "api_token", None)
+    if row is None or not row.allows(scope):
+        api_abort(
+            403,
+            message=f"this token lacks the scope {scope}",
+            code="missing_scope",
+        )
+
+
+def scope_security(scope: str) -> list[dict]:
+    """The OpenAPI security requirement of an endpoint that needs `scope`."""
+    return [{"bearerAuth": [scope]}]
+
+
+def staff_required(view, scope: str):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if bearer_user() is None:
             abort(401, description="this endpoint needs a staff token")
+        require_scope(scope)
         return view(*args, **kwargs)
 
     return wrapper
@@ -50,16 +71,24 @@ def documents_errors(blp, *statuses):
     return decorator
 
 
-def staff_endpoint(blp, *statuses):
-    """A staff-only endpoint: bearer token required, documented with its error responses.
+def staff_endpoint(blp, *statuses, scope: str):
+    """A staff-only endpoint: bearer token with `scope` required (`accounts/scopes.py`),
+    documented with its error responses and its security requirement `bearerAuth: [scope]`.
 
     Put it above `blp.arguments`, so that authentication comes before reading the body.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
 
     def decorator(view):
         view = documents_errors(blp, 401, 403, *statuses)(view)
-        view = blp.doc(security=SECURITY)(view)
-        return staff_required(view)
+        view = blp.doc(security=scope_security(scope))(view)
+        view = staff_required(view, scope)
+        view._api_scope = scope
+        # said in words too: documentation viewers do not show a bearer scheme's scopes
+        doc = inspect.cleandoc(view.__doc__ or "")
+        view.__doc__ = (doc + "\n\n" if doc else "") + f"Token scope: `{scope}`."
+        return view
 
     return decorator
 

@@ -10,11 +10,12 @@ from ..tickets import services as tickets
 from ..tickets.models import Priority, Source, Ticket, TicketStatus
 from . import presenters
 from .auth import (
-    OPTIONAL_SECURITY,
     bearer_user,
     documents_errors,
     require_floor,
+    require_scope,
     require_view,
+    scope_security,
     staff_endpoint,
 )
 from .lookups import branch_or_404, service_in_body
@@ -100,8 +101,8 @@ def _plain(data) -> bool:
 @blp.post("/branches/<code>/tickets")
 @blp.arguments(IssueTicketSchema())
 @blp.response(201, TicketSchema)
-@documents_errors(blp, 400, 401, 403, 404, 409)
-@blp.doc(security=OPTIONAL_SECURITY)
+@documents_errors(blp, 400, 401, 403, 404, 409, 429)
+@blp.doc(security=[{}, *scope_security("tickets:write")])
 def issue_ticket(data, code):
     """Issue a ticket (kiosks and phones; no token needed).
 
@@ -129,6 +130,7 @@ def issue_ticket(data, code):
     if data["priority"] in STAFF_ONLY_PRIORITIES or data["source"] in STAFF_ONLY_SOURCES:
         if actor is None:
             abort(401, description="this priority or source needs a staff token")
+        require_scope("tickets:write")
         require_floor(branch)
     customer_data = data.get("customer") or {}
     customer = identify_customer(
@@ -154,7 +156,7 @@ def issue_ticket(data, code):
 
 
 @blp.get("/branches/<code>/counters")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="tickets:read")
 @blp.response(200, CounterListSchema)
 def list_counters(code):
     """The branch's counters with their status, who is signed in and the current ticket."""
@@ -165,7 +167,7 @@ def list_counters(code):
 
 
 @blp.get("/branches/<code>/queue")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="tickets:read")
 @blp.response(200, TicketListSchema)
 def waiting_list(code):
     """The branch's waiting tickets in queue order."""

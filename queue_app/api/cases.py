@@ -198,7 +198,7 @@ def _detail(case: Case) -> dict:
 
 
 @blp.get("/cases")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="cases:read")
 @blp.arguments(CaseQuerySchema(), location="query")
 @blp.response(200, CaseListSchema)
 def list_cases(args):
@@ -220,7 +220,7 @@ def list_cases(args):
 
 
 @blp.get("/cases/<int:case_id>")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="cases:read")
 @blp.response(200, CaseDetailSchema)
 def get_case(case_id):
     """One case with the response that opened it and every step, oldest first."""
@@ -233,7 +233,7 @@ def _done(case: Case) -> dict:
 
 
 @blp.post("/cases/<int:case_id>/acknowledge")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="cases:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, CaseDetailSchema)
 def acknowledge(_data, case_id):
@@ -244,7 +244,7 @@ def acknowledge(_data, case_id):
 
 
 @blp.post("/cases/<int:case_id>/contacts")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="cases:write")
 @blp.arguments(CaseContactSchema())
 @blp.response(201, CaseDetailSchema)
 def log_contact(data, case_id):
@@ -264,7 +264,7 @@ def log_contact(data, case_id):
 
 
 @blp.post("/cases/<int:case_id>/notes")
-@staff_endpoint(blp, 400, 404)
+@staff_endpoint(blp, 400, 404, scope="cases:write")
 @blp.arguments(CaseNoteSchema())
 @blp.response(201, CaseDetailSchema)
 def add_note(data, case_id):
@@ -274,7 +274,7 @@ def add_note(data, case_id):
 
 
 @blp.post("/cases/<int:case_id>/reassign")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="cases:write")
 @blp.arguments(CaseReassignSchema())
 @blp.response(200, CaseDetailSchema)
 def reassign(data, case_id):
@@ -299,7 +299,7 @@ def reassign(data, case_id):
 
 
 @blp.post("/cases/<int:case_id>/resolve")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="cases:write")
 @blp.arguments(CaseResolveSchema())
 @blp.response(200, CaseDetailSchema)
 def resolve(data, case_id):

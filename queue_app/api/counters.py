@@ -19,7 +19,7 @@ def _counter_response(counter):
 
 
 @blp.post("/counters/<int:counter_id>/open")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, CounterSchema)
 def open_counter(_data, counter_id):
@@ -30,7 +30,7 @@ def open_counter(_data, counter_id):
 
 
 @blp.post("/counters/<int:counter_id>/pause")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(PauseSchema(), required=False)
 @blp.response(200, CounterSchema)
 def pause_counter(data, counter_id):
@@ -41,7 +41,7 @@ def pause_counter(data, counter_id):
 
 
 @blp.post("/counters/<int:counter_id>/close")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, CounterSchema)
 def close_counter(_data, counter_id):
@@ -51,7 +51,7 @@ def close_counter(_data, counter_id):
 
 
 @blp.post("/counters/<int:counter_id>/call-next")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 @blp.alt_response(204, description="nobody waits for this counter", success=True)

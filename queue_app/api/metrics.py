@@ -214,7 +214,7 @@ def _filters(branch, args) -> mq.Filters:
 
 
 @blp.get("/branches/<code>/metrics")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="feedback:read")
 @blp.arguments(MetricsQuerySchema(), location="query")
 @blp.response(200, MetricsSchema)
 def branch_metrics(args, code):

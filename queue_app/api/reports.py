@@ -197,7 +197,7 @@ def _branches(args) -> list:
 
 
 @blp.get("/reports")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="reports:read")
 @blp.arguments(ReportQuerySchema(), location="query")
 @blp.response(200, ReportSchema)
 def report(args):
@@ -254,7 +254,7 @@ def report(args):
 
 
 @blp.get("/reports/staffing")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="reports:read")
 @blp.arguments(StaffingQuerySchema(), location="query")
 @blp.response(200, StaffingSchema)
 def staffing_advice(args):

@@ -183,7 +183,7 @@ def _nested(problems: dict[str, str]) -> dict:
 
 
 @blp.get("/branches/<code>/settings")
-@staff_endpoint(blp, 404)
+@staff_endpoint(blp, 404, scope="settings:read")
 @blp.response(200, SettingsSchema)
 def get_settings(code):
     """The branch's pre-arrival settings and, per service, its bookable share and what that
@@ -192,7 +192,7 @@ def get_settings(code):
 
 
 @blp.patch("/branches/<code>/settings")
-@staff_endpoint(blp, 400, 404, 422)
+@staff_endpoint(blp, 400, 404, 422, scope="settings:write")
 @blp.arguments(SettingsPatchSchema())
 @blp.response(200, SettingsChangedSchema)
 def patch_settings(data, code):

@@ -57,7 +57,7 @@ def _my_counter(branch_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/call")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(CallSchema(), required=False)
 @blp.response(200, TicketSchema)
 def call(data, ticket_id):
@@ -71,7 +71,7 @@ def call(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/start")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def start(_data, ticket_id):
@@ -80,7 +80,7 @@ def start(_data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/finish")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(FinishSchema(), required=False)
 @blp.response(200, TicketSchema)
 def finish(data, ticket_id):
@@ -94,7 +94,7 @@ def finish(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/recall")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def recall(_data, ticket_id):
@@ -103,7 +103,7 @@ def recall(_data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/no-show")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def no_show(_data, ticket_id):
@@ -112,7 +112,7 @@ def no_show(_data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/transfer")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(TransferSchema())
 @blp.response(200, TicketSchema, description="the new step of the visit")
 def transfer(data, ticket_id):
@@ -133,7 +133,7 @@ def transfer(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/hold")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(NoteSchema(), required=False)
 @blp.response(200, TicketSchema)
 def hold(data, ticket_id):
@@ -144,7 +144,7 @@ def hold(data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/resume")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, TicketSchema)
 def resume(_data, ticket_id):
@@ -153,7 +153,7 @@ def resume(_data, ticket_id):
 
 
 @blp.post("/tickets/<int:ticket_id>/cancel")
-@staff_endpoint(blp, 400, 404, 409)
+@staff_endpoint(blp, 400, 404, 409, scope="tickets:write")
 @blp.arguments(CancelSchema(), required=False)
 @blp.response(200, TicketSchema)
 def cancel(data, ticket_id):

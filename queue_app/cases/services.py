@@ -33,6 +33,7 @@ from sqlalchemy import select
 from ..accounts.models import CX_ROLES, Role, User
 from ..accounts.queries import branch_manager
 from ..core.errors import Conflict, InvalidInput
+from ..core.events import in_transaction
 from ..customers.models import Customer
 from ..extensions import db
 from ..feedback.models import FeedbackResponse, SurveyConfig
@@ -494,6 +495,8 @@ def _escalate(case: Case, *, now: datetime, last: int, dry_run: bool) -> Change:
         note=note,
         **{"from": change.from_level, "to": to_level, "owner": case.owner_id},
     )
+    # inside the unit of work: webhook deliveries (webhooks/receivers.py)
+    in_transaction("case.escalated", case=case, change=change, session=db.session, now=now)
     if new_owner is not None and _notify_owner(case, new_owner, now=now, escalated=True):
         change.notified.append(new_owner.email)
     if to_level == last:

@@ -16,6 +16,7 @@ from ..core.types import utcnow
 from ..insights import jobs as insights_jobs
 from ..notify import jobs as notify_jobs
 from ..reports import jobs as reports_jobs
+from ..webhooks import jobs as webhooks_jobs
 from . import tasks
 
 JOBS = [
@@ -24,6 +25,7 @@ JOBS = [
     ("expire_appointment_holds", tasks.expire_appointment_holds, IntervalTrigger(minutes=1)),
     ("mark_appointment_no_shows", checkin.expire_no_shows_job, IntervalTrigger(minutes=5)),
     ("deliver_outbox", notify_jobs.deliver_outbox, IntervalTrigger(seconds=30)),
+    ("deliver_webhooks", webhooks_jobs.deliver_webhooks, IntervalTrigger(seconds=30)),
     ("send_reminders", notify_jobs.send_reminders, IntervalTrigger(minutes=5)),
     ("roll_up_waits", insights_jobs.roll_up_waits, IntervalTrigger(hours=1)),
     ("escalate_cases", cases_jobs.escalate_cases, IntervalTrigger(minutes=5)),

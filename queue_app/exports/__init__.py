@@ -1,0 +1,1 @@
+"""CSV exports for the bank's data warehouse (`GET /api/v1/exports/<name>.csv`)."""

@@ -1,0 +1,391 @@
+"""Webhook endpoints, the deliveries of each event, and sending them.
+
+Writing (`record`): the delivery rows of an event are written in the caller's unit of work
+(the receivers in `receivers.py` run inside the transaction of the change, like the outbox of
+`notify/`), one row per active endpoint that wants the event (and the event's branch). A
+rolled-back change writes nothing; a committed one always has its rows.
+
+Sending (`deliver_due`), at least once, each step committed before the next (the outbox's
+scheme, `notify/services.py`):
+
+1. **Claim** (one short transaction): due pending rows `FOR UPDATE SKIP LOCKED` (PostgreSQL;
+   SQLite's `BEGIN IMMEDIATE` serializes the transaction), each `attempts + 1` and leased
+   (`next_try_at = now + WEBHOOK_LEASE_S`): no other run takes it until the lease ends. What
+   is needed to send is copied out; nothing is sent with a transaction open.
+2. **Send**: `POST` the JSON body with `X-QueueApp-Event`, `X-QueueApp-Delivery` (the
+   delivery's uid: the same on every attempt and replay), `X-QueueApp-Timestamp` (Unix
+   seconds) and `X-QueueApp-Signature` (`signing.py`), with a timeout. A 2xx answer is
+   delivered; anything else (another status, a redirect, a refused connection, a timeout) is
+   a failed attempt.
+3. **Record** (one transaction per delivery), only while the row is still the one claimed
+   (pending, same attempts): delivered, or the failure with its next try after
+   `WEBHOOK_RETRY_BASE_S * WEBHOOK_RETRY_FACTOR ** (n - 1)` seconds (1, 5, 25, 125, 625 min
+   by default), or `failed` after `WEBHOOK_MAX_ATTEMPTS` attempts.
+
+`replay` puts a failed delivery back: pending now, one more attempt allowed, same payload and
+uid.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..branches.models import Branch
+from ..core.errors import Conflict, InvalidInput
+from ..extensions import db
+from . import signing
+from .events import iso
+from .models import EVENTS, DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "queue_app-webhooks/1"
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+def _clean_url(url) -> str:
+    url = (url or "").strip() if isinstance(url, str) else ""
+    parts = urlsplit(url)
+    if (
+        not url
+        or len(url) > 500
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in url)
+    ):
+        raise InvalidInput("the URL must be an http:// or https:// address", "invalid_url")
+    return url
+
+
+def _clean_events(events) -> list[str]:
+    chosen = sorted({e for e in (events or ()) if isinstance(e, str)})
+    if not chosen or any(e not in EVENTS for e in chosen):
+        raise InvalidInput("choose one or more of the events", "invalid_events")
+    return chosen
+
+
+def _clean_name(name) -> str:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if len(name) > 80:
+        raise InvalidInput("the name is longer than 80 characters", "invalid_name")
+    return name
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def create_endpoint(
+    *, url, events, now: datetime, name="", branch: Branch | None = None
+) -> tuple[WebhookEndpoint, str]:
+    """A new active endpoint and its secret (shown once by the caller). Flushes."""
+    secret = new_secret()
+    endpoint = WebhookEndpoint(
+        name=_clean_name(name),
+        url=_clean_url(url),
+        events=_clean_events(events),
+        branch_id=branch.id if branch is not None else None,
+        secret=secret,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint, secret
+
+
+def update_endpoint(
+    endpoint: WebhookEndpoint, *, url, events, active: bool, now: datetime, name="", branch=None
+) -> WebhookEndpoint:
+    endpoint.name = _clean_name(name)
+    endpoint.url = _clean_url(url)
+    endpoint.events = _clean_events(events)
+    endpoint.branch_id = branch.id if branch is not None else None
+    endpoint.active = bool(active)
+    endpoint.updated_at = now
+    db.session.flush()
+    return endpoint
+
+
+def rotate_secret(endpoint: WebhookEndpoint, *, now: datetime) -> str:
+    """A new secret for the endpoint (pending deliveries are signed with it). Flushes."""
+    endpoint.secret = new_secret()
+    endpoint.updated_at = now
+    db.session.flush()
+    return endpoint.secret
+
+
+# --- writing deliveries ------------------------------------------------------------------------
+
+
+def _settings():
+    config = current_app.config
+    return {
+        "max_attempts": max(int(config.get("WEBHOOK_MAX_ATTEMPTS", 6)), 1),
+        "base": float(config.get("WEBHOOK_RETRY_BASE_S", 60)),
+        "factor": float(config.get("WEBHOOK_RETRY_FACTOR", 5)),
+        "lease": float(config.get("WEBHOOK_LEASE_S", 120)),
+        "timeout": float(config.get("WEBHOOK_TIMEOUT_S", 10)),
+    }
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed attempt (1, 5, 25, 125 ... min by default)."""
+    s = _settings()
+    return timedelta(seconds=s["base"] * s["factor"] ** max(attempts - 1, 0))
+
+
+def active_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.active.is_(True))
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+
+
+def endpoints_for(session: Session, event: str, branch_id: int | None) -> list[WebhookEndpoint]:
+    return [e for e in active_endpoints(session) if e.wants(event, branch_id)]
+
+
+def record(
+    session: Session,
+    event: str,
+    *,
+    branch_id: int | None,
+    data: dict,
+    now: datetime,
+    endpoints: list[WebhookEndpoint] | None = None,
+) -> list[WebhookDelivery]:
+    """Write the deliveries of `event` in the current unit of work (flushes, never commits)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    if endpoints is None:
+        endpoints = endpoints_for(session, event, branch_id)
+    else:
+        endpoints = [e for e in endpoints if e.wants(event, branch_id)]
+    if not endpoints:
+        return []
+    branch = session.get(Branch, branch_id) if branch_id is not None else None
+    max_attempts = _settings()["max_attempts"]
+    rows = []
+    for endpoint in endpoints:
+        uid = str(uuid.uuid4())
+        payload = {
+            "id": uid,
+            "event": event,
+            "occurred_at": iso(now),
+            "branch": branch.code if branch is not None else None,
+            "data": data,
+        }
+        rows.append(
+            WebhookDelivery(
+                uid=uid,
+                endpoint_id=endpoint.id,
+                event=event,
+                branch_id=branch_id,
+                payload=payload,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                max_attempts=max_attempts,
+                next_try_at=now,
+                created_at=now,
+            )
+        )
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    uid: str
+    event: str
+    url: str
+    secret: str
+    body: bytes
+    attempts: int  # including this one
+    max_attempts: int
+
+
+def body_of(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def claim_due(*, now: datetime, limit: int = 50, ids=None) -> list[Claimed]:
+    """Claim up to `limit` due deliveries and commit the claim (see the module's docstring)."""
+    lease = _settings()["lease"]
+    query = (
+        select(WebhookDelivery)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.next_try_at <= now,
+        )
+        .order_by(WebhookDelivery.next_try_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
+        .execution_options(populate_existing=True)
+    )
+    if ids is not None:
+        query = query.where(WebhookDelivery.id.in_(list(ids)))
+    rows = db.session.scalars(query).all()
+    claimed = []
+    for row in rows:
+        endpoint = db.session.get(WebhookEndpoint, row.endpoint_id)
+        if not endpoint.active:  # turned off since: not sent (a replay can send it later)
+            row.status = DeliveryStatus.FAILED
+            row.last_error = "the webhook is turned off"
+            continue
+        row.attempts += 1
+        row.last_attempt_at = now
+        row.next_try_at = now + timedelta(seconds=lease)
+        claimed.append(
+            Claimed(
+                id=row.id,
+                uid=row.uid,
+                event=row.event,
+                url=endpoint.url,
+                secret=endpoint.secret,
+                body=body_of(row.payload),
+                attempts=row.attempts,
+                max_attempts=row.max_attempts,
+            )
+        )
+    db.session.commit()
+    return claimed
+
+
+def headers_for(delivery: Claimed, now: datetime) -> dict[str, str]:
+    timestamp = str(int(now.timestamp()))
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": USER_AGENT,
+        "X-QueueApp-Event": delivery.event,
+        "X-QueueApp-Delivery": delivery.uid,
+        "X-QueueApp-Timestamp": timestamp,
+        "X-QueueApp-Signature": signing.signature(delivery.secret, timestamp, delivery.body),
+    }
+
+
+def send(delivery: Claimed, *, now: datetime, timeout: float) -> tuple[int | None, str | None]:
+    """POST the delivery: (status code or None, error text or None when delivered).
+
+    `http.client` directly: the headers go out spelled as documented, a redirect is an answer
+    (not followed), HTTPS verifies the certificate (the default context)."""
+    parts = urlsplit(delivery.url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=delivery.body, headers=headers_for(delivery, now))
+        response = connection.getresponse()
+        status = response.status
+        response.read(1024)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:2000]
+    finally:
+        connection.close()
+    if 200 <= status < 300:
+        return status, None
+    return status, f"HTTP {status}"
+
+
+def _record(claimed: Claimed, values: dict) -> bool:
+    result = db.session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == claimed.id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.attempts == claimed.attempts,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def deliver_due(*, now: datetime, limit: int = 50, ids=None) -> dict:
+    """Send the deliveries due at `now`; returns counts. Commits (see the module's docstring);
+    call it outside any unit of work of the caller."""
+    timeout = _settings()["timeout"]
+    claimed = claim_due(now=now, limit=limit, ids=ids)
+    counts = {"claimed": len(claimed), "delivered": 0, "retry": 0, "failed": 0}
+    for delivery in claimed:
+        try:
+            status, error = send(delivery, now=now, timeout=timeout)
+        except Exception as exc:  # a bug: a failed attempt like any other
+            log.exception("webhook delivery %s failed", delivery.id)
+            status, error = None, repr(exc)[:2000]
+        if error is None:
+            values = {
+                "status": DeliveryStatus.DELIVERED,
+                "delivered_at": now,
+                "last_status_code": status,
+                "last_error": None,
+            }
+            outcome = "delivered"
+        elif delivery.attempts < delivery.max_attempts:
+            values = {
+                "last_status_code": status,
+                "last_error": error,
+                "next_try_at": now + retry_delay(delivery.attempts),
+            }
+            outcome = "retry"
+        else:
+            values = {
+                "status": DeliveryStatus.FAILED,
+                "last_status_code": status,
+                "last_error": error,
+                "next_try_at": now,
+            }
+            outcome = "failed"
+        if outcome != "delivered":
+            log.warning("webhook %s to %s: %s -> %s", delivery.uid, delivery.url, error, outcome)
+        try:
+            if _record(delivery, values):
+                counts[outcome] += 1
+        except Exception:
+            db.session.rollback()  # the lease brings it back
+            log.exception("webhook delivery %s: recording %s failed", delivery.id, outcome)
+    return counts
+
+
+def replay(delivery: WebhookDelivery, *, now: datetime) -> WebhookDelivery:
+    """Put a failed delivery back: pending now, one more attempt, same payload and uid.
+    Flushes; `Conflict` unless it is failed."""
+    row = db.session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if row.status != DeliveryStatus.FAILED:
+        raise Conflict("only a failed delivery can be sent again", "not_failed")
+    row.status = DeliveryStatus.PENDING
+    row.max_attempts = row.attempts + 1
+    row.next_try_at = now
+    row.replays += 1
+    db.session.flush()
+    return row

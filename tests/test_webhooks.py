@@ -1,0 +1,435 @@
+"""Webhooks: delivery rows written in the unit of work of the change, signed POSTs to a real
+local HTTP server that checks the HMAC, retries with backoff, a lease, no double delivery
+when two runs race, and replay from the admin pages."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from queue_app.accounts.models import Role
+from queue_app.alerts import services as alerts
+from queue_app.alerts.models import Metric
+from queue_app.cases import services as cases
+from queue_app.extensions import db
+from queue_app.tickets import services as engine
+from queue_app.webhooks import services as webhooks
+from queue_app.webhooks.jobs import deliver_webhooks
+from queue_app.webhooks.models import DeliveryStatus, WebhookDelivery
+
+from .apihelp import fast_passwords
+from .caseshelp import build_ladder, customer, respond
+from .webhookserver import Receiver, serve
+
+T0 = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # Tuesday 10:00 in Jakarta
+M = timedelta(minutes=1)
+
+
+@pytest.fixture
+def receiver():
+    rec = Receiver()
+    server, thread = serve(rec)
+    yield rec
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def hook(app, receiver):
+    """hook(events, branch=None) -> the endpoint, its secret given to the receiver."""
+
+    def make_hook(events, branch=None, url=None):
+        endpoint, secret = webhooks.create_endpoint(
+            url=url or receiver.url, events=events, branch=branch, now=T0, name="warehouse"
+        )
+        db.session.commit()
+        receiver.secret = secret
+        return endpoint
+
+    return make_hook
+
+
+@pytest.fixture
+def floor(make, monkeypatch):
+    fast_passwords(monkeypatch)
+    branch = make.branch("JKT01", counters=[("Teller 1", ["teller"])])
+    other = make.branch("SBY01")
+    staff = make.user("budi", branches=[branch])
+    db.session.commit()
+    return branch, other, staff
+
+
+def sign_in(client, user):
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+
+
+def csrf_of(page) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert match
+    return match.group(1)
+
+
+def deliveries() -> list[WebhookDelivery]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+def run(app, now) -> dict:
+    """The job, in its own application context and session (as the scheduler runs it)."""
+    db.session.commit()
+    return deliver_webhooks(app, now)
+
+
+def serve_one(branch, staff, at, person=None):
+    """Issue, call, start and finish one ticket (each step its own unit of work)."""
+    service = next(s for s in branch.services if s.code == "teller")
+    counter = branch.counters[0]
+    ticket = engine.issue_ticket(branch, service, now=at, customer=person)
+    db.session.commit()
+    engine.open_counter(counter, staff, now=at)
+    db.session.commit()
+    called = engine.call_next(counter, staff, now=at + M)
+    db.session.commit()
+    engine.start(called, staff, now=at + 2 * M)
+    db.session.commit()
+    engine.finish(called, staff, now=at + 5 * M, outcome="done")
+    db.session.commit()
+    return ticket
+
+
+def test_a_call_and_a_finish_are_delivered_signed(app, floor, hook, receiver):
+    branch, _other, staff = floor
+    hook(["ticket.called", "ticket.finished"])
+    person = customer(phone="+6281234567890", email="rina@example.com", name="Ibu Rina")
+    ticket = serve_one(branch, staff, T0, person)
+    rows = deliveries()
+    assert [(d.event, d.status) for d in rows] == [
+        ("ticket.called", DeliveryStatus.PENDING),
+        ("ticket.finished", DeliveryStatus.PENDING),
+    ]
+    assert run(app, T0 + 6 * M) == {"claimed": 2, "delivered": 2, "retry": 0, "failed": 0}
+    assert len(receiver.received) == 2
+    for got, row in zip(receiver.received, deliveries(), strict=True):
+        assert got.signature_ok
+        assert got.path == "/hooks/queue"
+        assert got.headers["Content-Type"].startswith("application/json")
+        assert got.headers["X-QueueApp-Event"] == row.event
+        assert got.headers["X-QueueApp-Delivery"] == row.uid == got.json["id"]
+        assert got.headers["X-QueueApp-Timestamp"] == str(int((T0 + 6 * M).timestamp()))
+        assert got.json["event"] == row.event and got.json["branch"] == "JKT01"
+        assert got.json["data"]["ticket"]["id"] == ticket.id
+        # no personal data leaves in a webhook
+        for secret in ("Rina", "6281234567890", "rina@example.com"):
+            assert secret not in got.body.decode()
+        assert (row.status, row.attempts, row.last_status_code) == (
+            DeliveryStatus.DELIVERED,
+            1,
+            200,
+        )
+        assert row.delivered_at == T0 + 6 * M
+    called, finished = (r.json for r in receiver.received)
+    assert called["data"]["ticket"]["called_at"] == "2026-03-03T03:01:00Z"
+    assert called["data"]["counter"]["name"] == "Teller 1"
+    assert finished["data"]["ticket"]["outcome"] == "done"
+    assert finished["occurred_at"] == "2026-03-03T03:05:00Z"
+    # nothing is due any more
+    assert run(app, T0 + 60 * M)["claimed"] == 0
+
+
+def test_a_wrong_secret_fails_the_receivers_check(app, floor, hook, receiver):
+    branch, _other, staff = floor
+    hook(["ticket.finished"])
+    receiver.secret = "whsec_not-the-one"
+    serve_one(branch, staff, T0)
+    run(app, T0 + 6 * M)
+    assert [r.signature_ok for r in receiver.received] == [False]
+
+
+def test_nothing_is_written_for_a_change_that_rolls_back(app, floor, hook):
+    branch, _other, staff = floor
+    hook(["ticket.called", "ticket.finished"])
+    service = branch.services[0]
+    engine.issue_ticket(branch, service, now=T0)
+    engine.open_counter(branch.counters[0], staff, now=T0)
+    db.session.commit()
+    engine.call_next(branch.counters[0], staff, now=T0 + M)
+    db.session.flush()
+    db.session.rollback()
+    assert deliveries() == []
+
+
+def test_only_the_endpoints_that_want_the_event_and_branch_get_it(app, floor, hook, make):
+    branch, other, staff = floor
+    mine = hook(["ticket.called"], branch=branch)
+    hook(["ticket.called"], branch=other)  # another branch
+    hook(["ticket.finished"])  # another event
+    off = hook(["ticket.called"])
+    webhooks.update_endpoint(
+        off, url=off.url, events=off.events, active=False, now=T0, name=off.name
+    )
+    db.session.commit()
+    serve_one(branch, staff, T0)
+    got = [(d.endpoint_id, d.event) for d in deliveries()]
+    assert (mine.id, "ticket.called") in got
+    assert sorted(e for _i, e in got) == ["ticket.called", "ticket.finished"]
+    assert all(i != off.id for i, _e in got)
+
+
+def test_a_failure_is_retried_with_backoff_then_delivered(app, floor, hook, receiver):
+    branch, _other, staff = floor
+    hook(["ticket.finished"])
+    serve_one(branch, staff, T0)
+    receiver.statuses = [500, 503]
+    t1 = T0 + 10 * M
+    assert run(app, t1)["retry"] == 1
+    [row] = deliveries()
+    assert (row.status, row.attempts, row.last_status_code, row.last_error) == (
+        DeliveryStatus.PENDING,
+        1,
+        500,
+        "HTTP 500",
+    )
+    assert row.next_try_at == t1 + 1 * M  # 60 s after the first failure
+    assert run(app, t1 + 1 * M - timedelta(seconds=1))["claimed"] == 0  # not yet
+    t2 = t1 + 1 * M
+    assert run(app, t2)["retry"] == 1
+    [row] = deliveries()
+    assert row.next_try_at == t2 + 5 * M  # then 5 min
+    assert run(app, t2 + 5 * M)["delivered"] == 1
+    [row] = deliveries()
+    assert (row.status, row.attempts, row.delivered_at) == (
+        DeliveryStatus.DELIVERED,
+        3,
+        t2 + 5 * M,
+    )
+    # three attempts, one delivery id, each signed with its own timestamp
+    assert len(set(receiver.uids())) == 1 and len(receiver.received) == 3
+    assert all(r.signature_ok for r in receiver.received)
+    assert len({r.headers["X-QueueApp-Timestamp"] for r in receiver.received}) == 3
+
+
+def test_after_the_last_attempt_it_fails_and_a_replay_sends_it_again(
+    app, floor, hook, receiver, client, make
+):
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 2
+    branch, _other, staff = floor
+    hook(["ticket.finished"])
+    serve_one(branch, staff, T0)
+    receiver.statuses = [500, 404]
+    run(app, T0 + 10 * M)
+    assert run(app, T0 + 11 * M)["failed"] == 1
+    [row] = deliveries()
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.FAILED, 2, 404)
+    assert run(app, T0 + 999 * M)["claimed"] == 0  # failed: never sent by itself again
+    first_body = receiver.received[0].body
+
+    admin = make.user("root", role=Role.ADMIN)
+    db.session.commit()
+    sign_in(client, admin)
+    page = client.get("/admin/webhooks/deliveries?status=failed")
+    assert page.status_code == 200 and row.uid in page.get_data(as_text=True)
+    token = csrf_of(page)
+    response = client.post(
+        f"/admin/webhooks/deliveries/{row.id}/replay", data={"csrf_token": token}
+    )
+    assert response.status_code == 302
+    [row] = deliveries()
+    assert (row.status, row.max_attempts, row.replays) == (DeliveryStatus.PENDING, 3, 1)
+    # a second replay of a delivery that is not failed (any more) is refused
+    again = client.post(f"/admin/webhooks/deliveries/{row.id}/replay", data={"csrf_token": token})
+    assert again.status_code == 409
+    db.session.commit()
+    assert deliver_webhooks(app, datetime.now(UTC))["delivered"] == 1
+    [row] = deliveries()
+    assert row.status == DeliveryStatus.DELIVERED and row.attempts == 3
+    # the same payload and delivery id as the first attempts
+    assert receiver.received[-1].body == first_body
+    assert receiver.uids() == [row.uid] * 3
+
+
+def test_a_timeout_or_a_refused_connection_is_a_failed_attempt(app, floor, hook, receiver):
+    app.config["WEBHOOK_TIMEOUT_S"] = 0.3
+    branch, _other, staff = floor
+    hook(["ticket.finished"])
+    nobody = hook(["ticket.called"], url="http://127.0.0.1:9/nobody")  # discard port: refused
+    serve_one(branch, staff, T0)
+    receiver.delay_s = 1.0
+    counts = run(app, T0 + 10 * M)
+    assert counts == {"claimed": 2, "delivered": 0, "retry": 2, "failed": 0}
+    rows = {d.endpoint_id: d for d in deliveries()}
+    assert rows[nobody.id].last_status_code is None
+    assert rows[nobody.id].last_error.startswith("ConnectionRefusedError")
+    [slow] = [d for d in rows.values() if d.endpoint_id != nobody.id]
+    assert slow.last_status_code is None and slow.last_error.startswith("TimeoutError")
+
+
+def test_a_claimed_delivery_whose_sender_died_comes_back_after_the_lease(
+    app, floor, hook, receiver
+):
+    branch, _other, staff = floor
+    hook(["ticket.finished"])
+    serve_one(branch, staff, T0)
+    t1 = T0 + 10 * M
+    with app.app_context():
+        [claimed] = webhooks.claim_due(now=t1)  # committed claim, then the process "dies"
+    lease = timedelta(seconds=app.config["WEBHOOK_LEASE_S"])
+    assert run(app, t1 + lease - timedelta(seconds=1))["claimed"] == 0
+    assert run(app, t1 + lease)["delivered"] == 1
+    assert receiver.uids() == [claimed.uid]
+
+
+def test_two_runs_at_once_deliver_each_once(app, floor, hook, receiver, is_postgres):
+    """Two job runs race over the same due rows: `FOR UPDATE SKIP LOCKED` (PostgreSQL) or
+    `BEGIN IMMEDIATE` (SQLite) gives each row to one of them."""
+    branch, _other, staff = floor
+    hook(["ticket.called", "ticket.finished"])
+    for n in range(6):
+        serve_one(branch, staff, T0 + n * 10 * M)
+    total = len(deliveries())
+    assert total == 12
+    receiver.delay_s = 0.05
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def race():
+        try:
+            barrier.wait(timeout=10)
+            results.append(deliver_webhooks(app, T0 + 120 * M))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sum(r["delivered"] for r in results) == total
+    assert sorted(receiver.uids()) == sorted(d.uid for d in deliveries())  # each exactly once
+    assert len(set(receiver.uids())) == total
+    assert {d.status for d in deliveries()} == {DeliveryStatus.DELIVERED}
+
+
+def test_feedback_received_is_a_webhook_in_its_unit_of_work(app, make, hook, monkeypatch):
+    fast_passwords(monkeypatch)
+    people = build_ladder(make)
+    db.session.commit()
+    hook(["feedback.received"])
+    person = customer(name="Ibu Rina", phone="+6281234567890")
+    response = respond(
+        make, people.branch, now=T0, nps=3, comment="Pelayanan Ibu Rina buruk", person=person
+    )
+    db.session.commit()
+    [row] = deliveries()
+    assert row.event == "feedback.received" and row.branch_id == people.branch.id
+    data = row.payload["data"]["response"]
+    assert (data["id"], data["nps"], data["has_comment"]) == (response.id, 3, True)
+    text = json.dumps(row.payload)
+    assert "Rina" not in text and "buruk" not in text and "628" not in text
+
+
+def test_case_escalated_is_a_webhook_in_its_unit_of_work(app, make, hook, monkeypatch):
+    fast_passwords(monkeypatch)
+    people = build_ladder(make)
+    db.session.commit()
+    hook(["case.escalated"])
+    respond(make, people.branch, now=T0, nps=2)
+    db.session.commit()
+    assert deliveries() == []
+    changes = cases.escalate_due(T0 + timedelta(hours=48, minutes=1))
+    db.session.commit()
+    [change] = changes
+    [row] = deliveries()
+    assert row.event == "case.escalated"
+    assert row.payload["data"]["case"]["id"] == change.case_id
+    assert (row.payload["data"]["from_level"], row.payload["data"]["to_level"]) == (1, 2)
+
+
+def test_alert_raised_is_a_webhook_in_its_unit_of_work(app, floor, hook):
+    branch, _other, _staff = floor
+    hook(["alert.raised"])
+    teller = next(s for s in branch.services if s.code == "teller")
+    alerts.create_rule(
+        db.session,
+        branch,
+        metric=Metric.LONGEST_WAIT_S,
+        service=teller,
+        raise_at=900,
+        clear_at=600,
+        now=T0,
+    )
+    db.session.commit()
+    engine.issue_ticket(branch, teller, now=T0)
+    db.session.commit()
+    alerts.evaluate_branch(db.session, branch, T0 + 15 * M)
+    db.session.commit()
+    [row] = deliveries()
+    assert row.event == "alert.raised"
+    assert row.payload["data"]["alert"]["metric"] == "longest_wait_s"
+    assert row.payload["data"]["alert"]["value"] == 900
+    # a second evaluation of the same episode raises nothing new
+    alerts.evaluate_branch(db.session, branch, T0 + 16 * M)
+    db.session.commit()
+    assert len(deliveries()) == 1
+    assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+
+
+def test_a_call_costs_one_statement_more_for_the_webhooks(app, floor):
+    """The webhooks' share of a call: one lookup of the active endpoints, nothing else when
+    none wants it (the endpoints are read afresh: one turned on or off counts at once)."""
+    from sqlalchemy import event
+
+    from queue_app.core.events import in_transaction_signal
+    from queue_app.webhooks.receivers import on_journal_recorded
+
+    branch, _other, staff = floor
+    counter = branch.counters[0]
+    service = branch.services[0]
+    for n in range(3):
+        engine.issue_ticket(branch, service, now=T0 + n * M)
+    engine.open_counter(counter, staff, now=T0)
+    db.session.commit()
+
+    def statements(fn) -> list:
+        sent = []
+
+        def before(_conn, _cursor, statement, *_args):
+            if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE: not a query
+                sent.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", before)
+        try:
+            fn()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+        return sent
+
+    def call(at) -> list:
+        active = engine.active_ticket(counter)
+        if active is not None:
+            engine.cancel(active, staff, now=at)
+            db.session.commit()
+        db.session.expire_all()
+        return statements(lambda: (engine.call_next(counter, staff, now=at), db.session.commit()))
+
+    journal = in_transaction_signal("journal.recorded")
+    journal.disconnect(on_journal_recorded)
+    try:
+        without = call(T0 + 10 * M)
+    finally:
+        journal.connect(on_journal_recorded)
+    with_webhooks = call(T0 + 11 * M)
+    assert len(with_webhooks) == len(without) + 1
+    assert next(q for q in with_webhooks if q not in without).startswith(
+        "SELECT webhook_endpoints."
+    )
+    assert deliveries() == []
