@@ -112,6 +112,7 @@ def prepare(profile, workdir) -> tuple[dict, dict]:
             DATABASE_URL=PG_URL,
             SECRET_KEY="bench-secret-key",
             SOCKETIO_MESSAGE_QUEUE=REDIS,
+            FORCE_HTTPS="0",  # no TLS proxy in front: the bench talks to gunicorn directly
         )
     else:
         env.update(QUEUE_APP_PROFILE="embedded", DATABASE_URL=f"sqlite:///{workdir}/bench.sqlite3")

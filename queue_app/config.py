@@ -71,6 +71,15 @@ class Config:
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SESSION_PROTECTION = "basic"
     WTF_CSRF_TIME_LIMIT = 8 * 3600  # a counter screen stays open for a working day
+    # security headers (auth/headers.py): the CSP is the same in every profile; HTTPS is
+    # forced and HSTS sent in production only (not for the probes of HTTPS_EXEMPT_PATHS)
+    FORCE_HTTPS = _bool("FORCE_HTTPS", False)
+    HTTPS_EXEMPT_PATHS = _env("HTTPS_EXEMPT_PATHS", "/healthz,/readyz,/metrics,/api/")
+    HSTS_MAX_AGE_S = int(_env("HSTS_MAX_AGE_S", "0"))  # 0: no Strict-Transport-Security
+    HSTS_INCLUDE_SUBDOMAINS = _bool("HSTS_INCLUDE_SUBDOMAINS", False)
+    # origins the pages may connect to besides their own (e.g. wss://queue.bank.example)
+    CSP_CONNECT_SRC = _env("CSP_CONNECT_SRC", "")
+    CSP_REPORT_URI = _env("CSP_REPORT_URI")
     # Flask-Limiter: per client address; memory in one process, Redis between processes
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
@@ -224,7 +233,14 @@ class Config:
     # how long the signed "change or cancel" link of a booking stays valid
     BOOKING_LINK_MAX_AGE_S = int(_env("BOOKING_LINK_MAX_AGE_S", str(90 * 24 * 3600)))
     # holding a slot from the phone page, per network address; empty: BOOKING_CODE_RATE_LIMIT
+    # (also booking through the API and confirming the phone page's form)
     BOOKING_HOLD_RATE_LIMIT = _env("BOOKING_HOLD_RATE_LIMIT", "") or None
+    # a walk-in ticket through the API without a token, per network address (a caller with a
+    # valid bearer token is not limited: integrations that issue at volume use one)
+    API_ISSUE_RATE_LIMIT = _env("API_ISSUE_RATE_LIMIT", "30 per minute;300 per hour")
+    # tickets and booking check-ins per paired kiosk (keyed by its device, not its address:
+    # a branch's kiosks often share one); a ticket every two seconds is far above any queue
+    KIOSK_RATE_LIMIT = _env("KIOSK_RATE_LIMIT", "30 per minute")
 
     # --- busy hours (insights/) ---
     # weeks of history read for the typical wait of an hour, and the fewest tickets an hour
@@ -249,6 +265,9 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     SESSION_PROTECTION = "strong"
+    LOG_FORMAT = _env("LOG_FORMAT", "json")
+    FORCE_HTTPS = _bool("FORCE_HTTPS", True)
+    HSTS_MAX_AGE_S = int(_env("HSTS_MAX_AGE_S", str(365 * 24 * 3600)))
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", Config.REDIS_URL or "memory://")
     # No `pool_pre_ping`: it costs a round trip on every checkout (every request). A
     # connection the server dropped fails its request once (503, see api/__init__.py) and is
@@ -276,6 +295,9 @@ class TestingConfig(Config):
     REMOTE_JOIN_RATE_LIMIT = "1000 per minute"
     REMOTE_TICKET_RATE_LIMIT = "1000 per minute"
     FEEDBACK_RATE_LIMIT = "1000 per minute"
+    # tests issue thousands of tickets, many at one frozen instant (one limit window)
+    API_ISSUE_RATE_LIMIT = "1000000 per minute"
+    KIOSK_RATE_LIMIT = "1000000 per minute"
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         _env("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3"))
     )

@@ -25,6 +25,12 @@ def _code_limit() -> str:
     return current_app.config["BOOKING_CODE_RATE_LIMIT"]
 
 
+def _book_limit() -> str:
+    """Bookings per network address, as holds on the phone pages (booking/web.py)."""
+    config = current_app.config
+    return config.get("BOOKING_HOLD_RATE_LIMIT") or config["BOOKING_CODE_RATE_LIMIT"]
+
+
 blp = Blueprint("appointments", __name__, description="Appointments: free slots and bookings")
 
 
@@ -148,9 +154,10 @@ def list_slots(args, code, service):
 
 
 @blp.post("/branches/<code>/appointments")
+@limiter.limit(_book_limit)
 @blp.arguments(BookAppointmentSchema())
 @blp.response(201, BookedSchema)
-@documents_errors(blp, 404, 409)
+@documents_errors(blp, 404, 409, 429)
 @blp.doc(security=OPTIONAL_SECURITY)
 def book_appointment(data, code):
     """Book a place in a slot (409 `slot_full` when none is left).
@@ -189,7 +196,7 @@ def book_appointment(data, code):
 @blp.get("/appointments/<booking_code>")
 @limiter.limit(_code_limit)
 @blp.response(200, AppointmentSchema)
-@documents_errors(blp, 404)
+@documents_errors(blp, 404, 429)
 def get_appointment(booking_code):
     """The appointment with this booking code (the code is the customer's secret: no token).
 
@@ -204,7 +211,7 @@ def get_appointment(booking_code):
 @blp.post("/branches/<code>/appointments/<booking_code>/check-in")
 @limiter.limit(_code_limit)
 @blp.response(201, CheckInSchema)
-@documents_errors(blp, 404, 409, 422)
+@documents_errors(blp, 404, 409, 422, 429)
 @blp.doc(security=OPTIONAL_SECURITY)
 def check_in(code, booking_code):
     """Check in a booked appointment on arrival at the branch: its ticket (with the token).
@@ -235,7 +242,7 @@ def _managed(booking_code: str, token: str):
 @limiter.limit(_code_limit)
 @blp.arguments(ManageTokenSchema())
 @blp.response(200, AppointmentSchema)
-@documents_errors(blp, 404, 409)
+@documents_errors(blp, 404, 409, 429)
 @blp.doc(security=OPTIONAL_SECURITY)
 def cancel_appointment(data, booking_code):
     """Cancel a booking that has not started yet; the customer is told (e-mail, SMS).
@@ -254,7 +261,7 @@ def cancel_appointment(data, booking_code):
 @limiter.limit(_code_limit)
 @blp.arguments(RescheduleSchema())
 @blp.response(200, AppointmentSchema)
-@documents_errors(blp, 404, 409)
+@documents_errors(blp, 404, 409, 429)
 @blp.doc(security=OPTIONAL_SECURITY)
 def reschedule_appointment(data, booking_code):
     """Move a booking to another slot of the same service, keeping its code; the customer is

@@ -1,10 +1,10 @@
-from flask import abort, request
+from flask import abort, current_app, request
 from sqlalchemy import func, select
 
 from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
 from ..core.types import utcnow
 from ..customers.services import identify_customer
-from ..extensions import db
+from ..extensions import db, limiter
 from ..tickets import queries
 from ..tickets import services as tickets
 from ..tickets.models import Priority, Source, Ticket, TicketStatus
@@ -98,7 +98,23 @@ def _plain(data) -> bool:
     )
 
 
+def _issue_limit() -> str:
+    return current_app.config["API_ISSUE_RATE_LIMIT"]
+
+
+def _token_holder() -> bool:
+    """A caller with a valid bearer token is not limited per address (the view answers 401
+    to an invalid one, which is counted)."""
+    from werkzeug.exceptions import HTTPException
+
+    try:
+        return bearer_user() is not None
+    except HTTPException:
+        return False
+
+
 @blp.post("/branches/<code>/tickets")
+@limiter.limit(_issue_limit, exempt_when=_token_holder)
 @blp.arguments(IssueTicketSchema())
 @blp.response(201, TicketSchema)
 @documents_errors(blp, 400, 401, 403, 404, 409, 429)

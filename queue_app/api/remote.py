@@ -164,7 +164,7 @@ def join(data, code):
 @limiter.limit(_ticket_limit)
 @blp.arguments(ArrivalSchema())
 @blp.response(200, RemoteTicketSchema)
-@documents_errors(blp, 403, 404, 409)
+@documents_errors(blp, 403, 404, 409, 429)
 def confirm_arrival(data, token):
     """ "I'm here": the key from the QR poster at the branch's entrance confirms arrival.
 
@@ -180,7 +180,7 @@ def confirm_arrival(data, token):
 @limiter.limit(_ticket_limit)
 @blp.arguments(EmptySchema(), required=False)
 @blp.response(200, RemoteTicketSchema)
-@documents_errors(blp, 404, 409)
+@documents_errors(blp, 404, 409, 429)
 def leave(_data, token):
     """Leave the queue (cancelled, reason `left_by_customer`); 409 `cannot_leave` once the
     ticket has been called."""

@@ -60,6 +60,9 @@ def init_auth(app) -> None:
         )
 
     limiter.init_app(app)
+    from .headers import init_security_headers
+
+    init_security_headers(app)  # CSP and friends, HTTPS in production
 
     from . import views  # noqa: F401
 

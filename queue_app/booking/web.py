@@ -93,8 +93,21 @@ def _hold_limit() -> str:
     return config.get("BOOKING_HOLD_RATE_LIMIT") or config["BOOKING_CODE_RATE_LIMIT"]
 
 
+def _manage_limit() -> str:
+    """Changes through a manage link per network address, as the API's (by booking code)."""
+    return current_app.config["BOOKING_CODE_RATE_LIMIT"]
+
+
 def _message(code: str | None) -> str:
     return str(MESSAGES.get(code or "", FALLBACK))
+
+
+def _too_many(_limit):
+    """Past the booking limit: the page in the branch's language, with why (429)."""
+    from ..mobile.messages import RATE_LIMITED
+
+    speak_branch_language(find_branch((request.view_args or {}).get("code", "")))
+    return page("booking/message.html", 429, message=str(RATE_LIMITED), code="too_many")
 
 
 def _error_page(code: str, status: int, *, branch=None):
@@ -260,7 +273,7 @@ def slots(code, service):
 
 
 @bp.post("/b/<code>/book/<service>")
-@limiter.limit(_hold_limit)
+@limiter.limit(_hold_limit, on_breach=_too_many)
 def hold(code, service):
     """Keep the chosen time while the customer fills in the form."""
     branch = _branch_or_404(code)
@@ -358,6 +371,7 @@ def _form_errors(values: dict) -> dict:
 
 
 @bp.post("/b/<code>/book/<service>/details/<token>")
+@limiter.limit(_hold_limit, on_breach=_too_many)
 def confirm(code, service, token):
     branch = _branch_or_404(code)
     svc = _service_or_404(branch, service)
@@ -486,6 +500,7 @@ def cancel_confirm(token):
 
 
 @bp.post("/appointments/<token>/cancel")
+@limiter.limit(_manage_limit, on_breach=_too_many)
 def cancel(token):
     appointment = _managed(token)
     booking.cancel(appointment, now=utcnow())
@@ -516,6 +531,7 @@ def reschedule_choose(token):
 
 
 @bp.post("/appointments/<token>/reschedule")
+@limiter.limit(_manage_limit, on_breach=_too_many)
 def reschedule(token):
     appointment = _managed(token)
     new_start = _parse_start(request.form.get("start"))

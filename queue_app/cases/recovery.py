@@ -4,11 +4,11 @@ resolved. The answer is stored on the case; a still-unhappy one reopens it
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, make_response, render_template, request
 
 from ..core.errors import Conflict, NotFound
 from ..core.types import utcnow
-from ..extensions import db
+from ..extensions import db, limiter
 from . import services
 from .links import by_recovery_token
 
@@ -33,7 +33,18 @@ def question(token):
     return _page("recovery.html", case=case, token=token)
 
 
+def _limit() -> str:
+    """Answers per network address, as every rating (`FEEDBACK_RATE_LIMIT`)."""
+    return current_app.config["FEEDBACK_RATE_LIMIT"]
+
+
+def _too_many(_limit_hit):
+    # Flask-Limiter uses what on_breach returns only when it is a response
+    return make_response(*_page("recovery_message.html", 429, state="too_many"))
+
+
 @bp.post("/<token>")
+@limiter.limit(_limit, on_breach=_too_many)
 def answer(token):
     try:
         case, round_ = by_recovery_token(token)

@@ -8,6 +8,7 @@ JavaScript only adds the keypad, the automatic return to the start screen and pr
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from itertools import groupby
 
@@ -21,8 +22,8 @@ from flask_wtf.csrf import CSRFError
 from ..core.errors import DomainError, InvalidInput
 from ..core.types import utcnow
 from ..devices.models import DeviceKind
-from ..devices.web import current_device, device_required
-from ..extensions import db
+from ..devices.web import cookie_name, current_device, device_required
+from ..extensions import db, limiter
 from ..i18n import supported
 from ..tickets import queries
 from ..waits.text import range_text
@@ -65,6 +66,9 @@ MESSAGES = {
         "The time to check in for this booking has passed. Please take a ticket instead."
     ),
     "unknown_language": _l("This page does not exist."),
+    "too_many": _l(
+        "Too many tickets from this kiosk in a short time. Please wait a moment and try again."
+    ),
 }
 FALLBACK_MESSAGE = _l("Something went wrong. Please start again or ask our staff for help.")
 
@@ -227,7 +231,26 @@ def _identify_page(lang, service, mode, *, status=200, error=None, value=""):
     )
 
 
+def _kiosk_limit() -> str:
+    return current_app.config["KIOSK_RATE_LIMIT"]
+
+
+def _kiosk_key() -> str:
+    """Limits count per kiosk (its device cookie, hashed: no token in the limit storage), not
+    per address: a branch's kiosks often share one. No cookie: the address."""
+    token = request.cookies.get(cookie_name(KIOSK))
+    if token:
+        return "kiosk:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "kiosk-addr:" + (request.remote_addr or "")
+
+
+def _too_many(_limit_hit):
+    lang = (request.view_args or {}).get("lang", "")
+    return _message(lang if _checked_lang(lang) else _default_lang(), "too_many", 429)
+
+
 @bp.post("/<lang>/tickets")
+@limiter.limit(_kiosk_limit, key_func=_kiosk_key, on_breach=_too_many)
 @device_required(KIOSK)
 def issue(lang):
     """Issue the ticket of a form (once), then show it: POST/redirect/GET."""
@@ -301,6 +324,7 @@ def _ticket_context(lang: str, shown) -> dict:
 
 
 @bp.route("/<lang>/booking", methods=["GET", "POST"])
+@limiter.limit(_kiosk_limit, key_func=_kiosk_key, methods=["POST"], on_breach=_too_many)
 @device_required(KIOSK)
 def booking(lang):
     """Check in an appointment by its booking code or QR code, and show its ticket.

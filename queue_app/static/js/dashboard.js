@@ -2,6 +2,9 @@
  *
  *   QueueDashboard.start({live: "*" | "JKT01", stateUrl: "/dashboard/state.json", refreshMs: 30000});
  *
+ * The dashboard pages call it themselves with the JSON of `<script type="application/json"
+ * id="dashboard-config">` (templates/dashboard/_scripts.html).
+ *
  * Events are hints, the database is the truth: the page joins the Socket.IO `dashboard`
  * audience (the server decides its rooms from who is signed in) and, on every hint, refetches
  * the page's JSON state and swaps the regions (`[data-region]`) for the HTML the server
@@ -124,4 +127,8 @@
   }
 
   global.QueueDashboard = { start: start };
+
+  // the page's settings come as JSON (#dashboard-config): no inline script under the CSP
+  var config = global.document.getElementById("dashboard-config");
+  if (config) start(JSON.parse(config.textContent));
 })(window);
