@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export FLASK_APP := queue_app
 
-.PHONY: run test setup python npm translations browser db lint format bench clean
+.PHONY: run test setup python npm translations browser db lint format audit bench clean
 
 run: setup db
 	$(BIN)/python run.py
@@ -58,6 +58,13 @@ lint: python
 format: python
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# security checks: bandit over the code (settings: pyproject.toml [tool.bandit]) and pip-audit
+# over the installed packages (tools/pip_audit.py; needs PyPI, ignores with reasons in
+# .pip-audit-ignore; PIP_AUDIT_STRICT=1 fails when a package could not be audited)
+audit: python
+	$(BIN)/bandit -r queue_app -c pyproject.toml -q
+	$(BIN)/python tools/pip_audit.py
 
 bench: setup
 	$(BIN)/python bench/issue_tickets.py

@@ -285,7 +285,7 @@ class ProductionConfig(Config):
 class TestingConfig(Config):
     PROFILE = "testing"
     TESTING = True
-    SECRET_KEY = "testing-secret-key-not-for-production"
+    SECRET_KEY = "testing-secret-key-not-for-production"  # test profile only  # nosec B105
     # CSRF stays on (Flask-WTF's default): the tests post the token like a browser does.
     # Many tests sign in from one address: the sign-in limit is tested with its own value.
     LOGIN_RATE_LIMIT = "1000 per minute"

@@ -19,7 +19,7 @@ from . import scopes as token_scopes
 from .models import ApiToken, Role, User
 
 _hasher = PasswordHasher()
-TOKEN_PREFIX = "qa_"
+TOKEN_PREFIX = "qa_"  # the prefix that marks an API token, not a secret  # nosec B105
 
 
 def hash_password(password: str) -> str:

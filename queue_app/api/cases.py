@@ -14,7 +14,7 @@ from ..cases.models import Case, CaseStatus, RootCause
 from ..core.types import utcnow
 from ..extensions import db
 from .auth import staff_endpoint
-from .lookups import branch_or_404
+from .lookups import MAX_ID, branch_or_404
 from .parsing import Blueprint
 from .schemas import EmptySchema, StrictBoolean, Text
 
@@ -168,7 +168,8 @@ def _present_many(items: list[Case], now) -> list[dict]:
 
 
 def _case_or_404(case_id: int, user: User) -> Case:
-    case = db.session.get(Case, case_id)
+    # a larger number names nothing (and must not reach the database: see lookups.MAX_ID)
+    case = db.session.get(Case, case_id) if 1 <= case_id <= MAX_ID else None
     if case is None:
         abort(404, description=f"no case {case_id}")
     if not queries.may_see(user, case):

@@ -1,6 +1,7 @@
 """Reading request bodies: strict JSON, and the blueprint class every API module uses."""
 
 import json
+from http import HTTPStatus
 
 import flask_smorest
 from webargs import core
@@ -39,3 +40,17 @@ class StrictJsonParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictJsonParser()
+
+    def arguments(self, schema, *, location="json", **kwargs):
+        """flask-smorest's `arguments`; a JSON body also documents its 400 (`bad_json`: a
+        body that is not JSON at all, refused before validation), as 422 is for the rest."""
+        decorator = super().arguments(schema, location=location, **kwargs)
+        if location != "json":
+            return decorator
+
+        def documented(view):
+            view = decorator(view)
+            view._apidoc["arguments"]["responses"][400] = HTTPStatus.BAD_REQUEST.name
+            return view
+
+        return documented

@@ -274,7 +274,7 @@ HISTORY_HOUR_LOAD = {8: 0.8, 9: 1.5, 10: 1.25, 11: 1.0, 12: 1.45, 13: 1.05, 14: 
 HISTORY_WEEKDAY_LOAD = {0: 1.25, 1: 1.0, 2: 0.95, 3: 1.0, 4: 1.15, 5: 1.3, 6: 0}
 HISTORY_BRANCH_LOAD = {"JKT01": 1.0, "JKT02": 0.6, "JKT03": 0.75}
 
-DEMO_PASSWORD = "demo-pass"
+DEMO_PASSWORD = "demo-pass"  # the demo accounts' public password (README)  # nosec B105
 
 # Paired demo devices, so `make run` shows a working kiosk and lobby display at once. Their
 # tokens are PUBLIC (written here and in the README): demo only. They are created by the demo

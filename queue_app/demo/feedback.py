@@ -100,7 +100,7 @@ def _reasons(rng: random.Random, nps: int, long_wait: bool) -> list[str]:
 def write_history_feedback(branch: Branch, now) -> int:
     """Ratings for a share of `branch`'s finished visit steps before today that have none.
     Returns how many were written."""
-    rng = random.Random(f"demo-feedback-{branch.code}")
+    rng = random.Random(f"demo-feedback-{branch.code}")  # repeatable demo data  # nosec B311
     today = branch.business_day(now)
     rated = select(FeedbackResponse.ticket_id).where(FeedbackResponse.branch_id == branch.id)
     tickets = db.session.execute(

@@ -238,7 +238,7 @@ def _history(now) -> int:
 
 
 def _branch_history(branch: Branch, now) -> int:
-    rng = random.Random(f"demo-history-{branch.code}")
+    rng = random.Random(f"demo-history-{branch.code}")  # repeatable demo data  # nosec B311
     today = branch.business_day(now)
     branch_load = data.HISTORY_BRANCH_LOAD.get(branch.code, 0.8)
     serving = {}

@@ -19,7 +19,7 @@ PAIRING_TTL = timedelta(minutes=30)
 # no 0/O, 1/I/L: the code is read off a screen and typed by a person
 PAIRING_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 PAIRING_LENGTH = 6
-TOKEN_PREFIX = "qd_"
+TOKEN_PREFIX = "qd_"  # the prefix that marks a device token, not a secret  # nosec B105
 # a device's last page load or status poll is written at most this often
 SEEN_EVERY = timedelta(minutes=1)
 # pending devices that nobody paired stay listed for admins this long after they were last seen

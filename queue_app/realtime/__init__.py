@@ -22,6 +22,8 @@ def init_realtime(app) -> None:
     if "*" in origins:
         raise RuntimeError("CORS_ORIGINS must list origins explicitly, never '*'")
     app.extensions[EXTENSION] = Pusher(app)
-    if not getattr(socketio, "_queue_app_floor", False):
+    # each `socketio.init_app` makes a new Socket.IO server (a process may build several apps:
+    # the tests, a document built at import): the namespace goes on each of them once
+    if not getattr(socketio.server, "_queue_app_floor", False):
         socketio.on_namespace(FloorNamespace(NAMESPACE))
-        socketio._queue_app_floor = True
+        socketio.server._queue_app_floor = True

@@ -125,7 +125,7 @@ WITH ok AS MATERIALIZED (
 SELECT t.id, t.visit_id, t.sequence, t.number, t.quoted_wait_s, b.event_seq,
        ok.ahead, ok.open_counters, ok.expected_duration_s, ok.name, ok.names
 FROM t, b, ok
-"""
+"""  # constants of this module (enum values); values are parameters  # nosec B608
 ).bindparams(
     bindparam("now", type_=UTCDateTime()),
 )

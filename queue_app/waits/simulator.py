@@ -167,7 +167,7 @@ def simulate_day(spec: DaySpec | dict, seed: int) -> list[dict]:
     """One simulated day as rows of the replay format, in order of arrival."""
     if isinstance(spec, dict):
         spec = DaySpec.from_dict(spec)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # a seeded simulation, not a secret  # nosec B311
     tickets = _arrivals(spec, rng)
     services = {s.code: s for s in spec.services}
     env = simpy.Environment(initial_time=0.0)
@@ -307,7 +307,7 @@ def true_model(spec: DaySpec | dict, *, samples: int = 4000, seed: int = 0):
 
     if isinstance(spec, dict):
         spec = DaySpec.from_dict(spec)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # a seeded simulation, not a secret  # nosec B311
     st = ServiceTimes({s.code: s.mean_s for s in spec.services}, prior_weight=1.0)
     for svc in spec.services:
         for _ in range(samples):
