@@ -22,7 +22,7 @@ PROMOTER_MIN = 9
 def sees_every_branch(user: User) -> bool:
     """Branch managers see the cases of their own branches; the other CX roles (the CX team,
     executives, admins) see the whole network's."""
-    return user.role != Role.BRANCH_MANAGER
+    return user.role in {Role.CX_AGENT, Role.EXECUTIVE, Role.ADMIN}
 
 
 def may_see(user: User, case: Case) -> bool:
