@@ -23,16 +23,17 @@ NAMES = {"id": "KCU Jakarta Sudirman", "en": "Makati Ayala Branch"}
 
 
 class LiveFloor:
-    def __init__(self, app, code, locale, *, counters, now=None):
+    def __init__(self, app, code, locale, *, counters, now=None, timezone=None):
         """`counters`: (name, [service codes]) pairs. Without `now` the branch is always
-        open; with it, the branch keeps the factory's opening hours."""
+        open; with it, the branch keeps the factory's opening hours. `timezone` overrides the
+        locale's zone (Asia/Jakarta, Asia/Manila)."""
         self.app = app
         self.clock = now
         with app.app_context():
             branch = factories.branch(
                 code,
                 locale=locale,
-                timezone="Asia/Jakarta" if locale == "id" else "Asia/Manila",
+                timezone=timezone or ("Asia/Jakarta" if locale == "id" else "Asia/Manila"),
                 country="ID" if locale == "id" else "PH",
                 counters=list(counters),
             )
