@@ -398,3 +398,26 @@ def test_the_demo_seed_brings_history_and_coordinates(app_ctx, monkeypatch):
 
 def make_service(branch, code):
     return next(s for s in branch.services if s.code == code)
+
+
+@pytest.mark.parametrize("minutes_after_midnight", [1, 9, 30])
+def test_the_demo_seed_works_just_after_midnight_in_jakarta(
+    app_ctx, monkeypatch, minutes_after_midnight
+):
+    """The opening queue of JKT01 is issued minutes before now: just after local midnight those
+    minutes were yesterday, whose numbers the history already took. Its tickets stay on today."""
+    import time_machine
+
+    fast_passwords(monkeypatch)
+    monkeypatch.setitem(app_ctx.config, "DEMO_HISTORY", True)
+    # 00:MM in Jakarta (UTC+7) on a Friday
+    at = datetime(2026, 12, 3, 17, minutes_after_midnight, tzinfo=UTC)
+    with time_machine.travel(at, tick=False):
+        result = app_ctx.test_cli_runner().invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    db.session.remove()
+    jkt = db.session.scalar(select(Branch).where(Branch.code == "JKT01"))
+    waiting = db.session.scalars(
+        select(Ticket).where(Ticket.branch_id == jkt.id, Ticket.status == "waiting")
+    ).all()
+    assert waiting and {t.business_day for t in waiting} == {jkt.business_day(at)}

@@ -210,8 +210,12 @@ def _opening_queue(now, customers) -> list[Ticket]:
     branch = db.session.scalar(select(Branch).where(Branch.code == "JKT01"))
     services = {s.code: s for s in branch.services}
     tickets = []
+    # never before the branch's business day began: just after local midnight, minutes ago
+    # are yesterday, whose numbers the history already took
+    day_start = datetime.combine(branch.business_day(now), time(0), tzinfo=branch.tz)
     for i, (code, priority, customer_index) in enumerate(data.OPENING_QUEUE):
         moment = now - timedelta(minutes=2 * (len(data.OPENING_QUEUE) - i))
+        moment = max(moment, min(now, day_start + timedelta(seconds=i)))
         tickets.append(
             issue_ticket(
                 branch,
