@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from queue_app.branches.models import network_day
 from queue_app.tickets import services as engine
 from queue_app.tickets.models import Ticket, TicketSequence, Visit
 
@@ -92,6 +93,19 @@ def test_the_same_instant_is_a_different_day_in_each_branch(make, session):
     session.commit()
     assert a.business_day == date(2026, 3, 3)
     assert m.business_day == date(2026, 3, 4)
+
+
+def test_a_network_day_is_the_earliest_business_day_of_its_branches(make):
+    """A view over several branches ends "yesterday" only on days over in all of them."""
+    jakarta = make.branch(timezone="Asia/Jakarta")
+    manila = make.branch(timezone="Asia/Manila", country="PH")
+    half_past_four = datetime(2026, 3, 3, 16, 30, tzinfo=ZoneInfo("UTC"))
+    assert network_day([manila, jakarta], half_past_four) == date(2026, 3, 3)
+    assert network_day([manila], half_past_four) == date(2026, 3, 4)
+    # 17:30 UTC: 4 March in both, though still 3 March in UTC
+    half_past_five = half_past_four + timedelta(hours=1)
+    assert network_day([jakarta, manila], half_past_five) == date(2026, 3, 4)
+    assert network_day([], half_past_five) == date(2026, 3, 3)
 
 
 def test_transfer_after_midnight_keeps_the_number_of_yesterday(make, session):

@@ -3,9 +3,10 @@ it does with bad input (never a 500)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 
 from queue_app.accounts.models import Role
 
@@ -97,3 +98,19 @@ def test_both_languages(client, people):
     # Indonesian numbers use a decimal comma
     page = client.get(f"{PAGE}?lang=id&from=2026-03-01&to=2026-03-05").get_data(as_text=True)
     assert 'data-testid="nps-score">+33,3' in page
+
+
+@pytest.mark.parametrize("role", ["cx", "manager"])
+def test_the_default_range_ends_on_the_day_just_over_in_every_branch(client, people, role):
+    """At 17:30 UTC on 5 March it is already 6 March in Jakarta (00:30) and Manila (01:30):
+    "the 28 days before today" ends on 5 March for the network and for JKT01, though UTC
+    still says 5 March; the answer given in Jakarta on 5 March is in."""
+    respond(people["manager"].branches[0], date(2026, 3, 5), nps=10)
+    with time_machine.travel(datetime(2026, 3, 5, 17, 30, tzinfo=UTC), tick=False):
+        sign_in(client, people[role])
+        page = client.get(f"{PAGE}?lang=en").get_data(as_text=True)
+    assert 'id="f-from" name="from" type="date" value="2026-02-06"' in page
+    assert 'id="f-to" name="to" type="date" value="2026-03-05"' in page
+    # network: 3 promoters, 1 detractor of 4 (+50); JKT01: 2 of 3 (+33.3)
+    expected = "+50.0" if role == "cx" else "+33.3"
+    assert f'data-testid="nps-score">{expected}' in page

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from openpyxl import load_workbook
 
 from . import reportrows as rr
@@ -66,6 +68,16 @@ def test_network_page_for_an_executive(client, week):
     html = client.get("/reports/?period=month&date=2026-03-01&lang=en").get_data(as_text=True)
     assert 'data-testid="table-branch"' in html
     assert 'data-testid="total-issued">10<' in html
+
+
+def test_the_default_day_is_the_branch_day_or_the_earliest_of_the_network(client, week):
+    """16:30 UTC on 5 March: 00:30 on the 6th in Makassar, still 23:30 on the 5th in Jakarta."""
+    with time_machine.travel(datetime(2026, 3, 5, 16, 30, tzinfo=UTC), tick=False):
+        sign_in(client, week["users"]["executive"])
+        network = client.get("/reports/?period=day&lang=en").get_data(as_text=True)
+        makassar = client.get("/reports/?period=day&branch=MKS01&lang=en").get_data(as_text=True)
+    assert 'name="date" type="date" value="2026-03-05"' in network
+    assert 'name="date" type="date" value="2026-03-06"' in makassar
 
 
 def test_csv_export_parses_back(client, week):

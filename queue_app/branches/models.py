@@ -146,6 +146,16 @@ class Branch(db.Model):
         return f"<Branch {self.code}>"
 
 
+def network_day(branches, moment: datetime) -> date:
+    """ "Today" for a view over several branches: the earliest of their business days at
+    `moment`, so that the days before it are over in every one of them (UTC with none).
+
+    A network view ending "yesterday" then never shows a day a branch is still living, and
+    a branch west of the others does not lose its last day while UTC has not caught up."""
+    days = [branch.business_day(moment) for branch in branches]
+    return min(days) if days else moment.astimezone(ZoneInfo("UTC")).date()
+
+
 class Service(db.Model):
     __tablename__ = "services"
     __table_args__ = (

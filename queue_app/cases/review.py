@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, false, func, or_, select
 
-from ..branches.models import Branch, Service
+from ..branches.models import Branch, Service, network_day
 from ..extensions import db
 from ..feedback.metrics import NpsResult, Score, Tally
 from ..feedback.models import FeedbackResponse
@@ -207,9 +207,10 @@ def parse_iso_week(text: str) -> date:
         raise BadWeek(text) from error
 
 
-def week_of(moment: datetime, zone: str) -> date:
-    """The Monday of the ISO week `moment` falls in, in the time zone `zone`."""
-    local = moment.astimezone(ZoneInfo(zone)).date()
+def week_of(moment: datetime, branches) -> date:
+    """The Monday of the ISO week `moment` falls in, for `branches` (their earliest business
+    day, as `network_day`)."""
+    local = network_day(branches, moment)
     return local - timedelta(days=local.weekday())
 
 

@@ -7,7 +7,7 @@ touchpoint. A thin view over `feedback/metric_queries.py`.
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 
 from flask import abort, current_app, render_template, request
 from flask_babel import format_date, format_decimal, get_locale
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from ..accounts.models import Role
 from ..auth.access import forbidden, page_error, roles_required
-from ..branches.models import Branch
+from ..branches.models import Branch, network_day
 from ..core.types import utcnow
 from ..extensions import db
 from ..feedback import metric_queries as mq
@@ -253,8 +253,9 @@ def metrics():
         branch = readable[0]
     else:
         forbidden(_("Your account has no branch whose metrics you may read."))
-    zone = branch.tz if branch is not None else UTC
-    start, end, group, errors = _parse_range(utcnow().astimezone(zone).date())
+    now = utcnow()
+    today = branch.business_day(now) if branch is not None else network_day(readable, now)
+    start, end, group, errors = _parse_range(today)
     min_n = current_app.config.get("METRICS_MIN_N", mq.DEFAULT_MIN_N)
     report = mq.report(
         [branch.id] if branch is not None else None,

@@ -107,8 +107,7 @@ def _load() -> tuple[Review, Branch | None, str, list[Branch]]:
         except BadWeek:
             abort(page_error(422, _("Give the week as year and week number, e.g. 2026-W48.")))
     else:
-        zone = branches[0].timezone if branches else "UTC"
-        week_start = week_of(now, zone) - timedelta(days=7)
+        week_start = week_of(now, branches) - timedelta(days=7)
     by = request.args.get("by", "cause")
     if by not in DIMENSIONS:
         by = "cause"
@@ -274,8 +273,7 @@ def _week_links(review: Review, branch: Branch | None, by: str) -> dict:
             args["branch"] = branch.code
         return url_for(endpoint, **args)
 
-    zone = review.branches[0].timezone if review.branches else "UTC"
-    this_week = week_of(review.now, zone)
+    this_week = week_of(review.now, review.branches)
     nxt = review.week_start + timedelta(days=7)
     return {
         "prev": link("cx.review", review.week_start - timedelta(days=7)),

@@ -3,13 +3,12 @@ and `/reports/report.xlsx` (same query). A thin view over `reports/queries.py`."
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from flask import Response, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
 
 from ..auth.access import roles_required
+from ..branches.models import network_day
 from ..core.types import utcnow
 from ..extensions import db
 from ..reports import export, queries
@@ -121,8 +120,7 @@ def _read_query():
     period = request.args.get("period", "week").strip() or "week"
     if period not in queries.PERIODS:
         bad_request(_("Choose a period: day, week or month."))
-    zone = branch.tz if branch is not None else (branches[0].tz if branches else UTC)
-    day = parse_day("date", utcnow().astimezone(zone).date())
+    day = parse_day("date", network_day(branches, utcnow()))
     return branches, branch, network, readable, period, day
 
 
