@@ -9,8 +9,10 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from queue_app.accounts.models import Role
+from queue_app.cases.models import Case
 from queue_app.exports import streams
 from queue_app.extensions import db
 from queue_app.tickets import services as engine
@@ -153,6 +155,17 @@ def test_cases(client, world):
     assert (row["branch"], row["level"], row["status"]) == ("JKT01", "1", "open")
     assert row["opened_at"] == "2026-03-03T03:15:00Z"
     assert "nps<=6" in row["triggers"].split(";")
+
+
+def test_cases_are_exported_by_the_local_day_they_were_opened(client, world):
+    """17:30 UTC on 3 March is 00:30 on 4 March in Jakarta: the case is JKT01's 4 March."""
+    case = db.session.scalar(select(Case).where(Case.response_id == world["answer"].id))
+    case.opened_at = datetime(2026, 3, 3, 17, 30, tzinfo=UTC)
+    db.session.commit()
+    h = world["h_admin"]
+    assert _rows(client.get(f"{API}/exports/cases.csv?{DAY}", headers=h)) == []
+    [row] = _rows(client.get(f"{API}/exports/cases.csv?from=2026-03-04&to=2026-03-04", headers=h))
+    assert (row["branch"], row["opened_at"]) == ("JKT01", "2026-03-03T17:30:00Z")
 
 
 def test_who_may_export(client, world, make):

@@ -129,5 +129,5 @@ def export_feedback(args):
 @blp.arguments(ExportQuerySchema(), location="query")
 @blp.doc(**_doc(streams.CASE_COLUMNS))
 def export_cases(args):
-    """Every case opened on the UTC days `from`..`to`."""
+    """Every case opened on the business days `from`..`to` of its branch (local days)."""
     return _csv("cases", args)

@@ -25,8 +25,9 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import aliased
 
 from ..branches.models import Branch, Counter, Service
@@ -253,10 +254,26 @@ def feedback_rows(start: date, end: date, branch_ids: Sequence[int] | None) -> I
         yield tuple(row)
 
 
+def _opened_between(start: date, end: date, branch_ids: Sequence[int] | None):
+    """`Case.opened_at` on the business days `start`..`end` of the case's branch: one range
+    per time zone of the branches exported (a handful), false when there is none."""
+    zones = db.session.scalars(
+        select(Branch.timezone).distinct().where(*_branch_filter(Branch.id, branch_ids))
+    ).all()
+    ranges = []
+    for zone in sorted(zones):
+        tz = ZoneInfo(zone)
+        since = datetime.combine(start, time(), tz)
+        until = datetime.combine(end + timedelta(days=1), time(), tz)
+        ranges.append(
+            and_(Branch.timezone == zone, Case.opened_at >= since, Case.opened_at < until)
+        )
+    return or_(false(), *ranges)
+
+
 def case_rows(start: date, end: date, branch_ids: Sequence[int] | None) -> Iterator[tuple]:
-    """One row per case opened on the UTC days `start`..`end` (inclusive)."""
-    since = datetime.combine(start, time(), UTC)
-    until = datetime.combine(end + timedelta(days=1), time(), UTC)
+    """One row per case opened on the business days `start`..`end` (inclusive) of its branch
+    (its local calendar days, like the visits' and the answers' `business_day`)."""
     service = aliased(Service)
     stmt = (
         select(
@@ -281,8 +298,7 @@ def case_rows(start: date, end: date, branch_ids: Sequence[int] | None) -> Itera
         .join(Branch, Branch.id == Case.branch_id)
         .outerjoin(service, service.id == Case.service_id)
         .where(
-            Case.opened_at >= since,
-            Case.opened_at < until,
+            _opened_between(start, end, branch_ids),
             *_branch_filter(Case.branch_id, branch_ids),
         )
         .order_by(Case.opened_at, Case.id)
