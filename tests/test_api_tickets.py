@@ -216,7 +216,8 @@ def test_cancel(client, floor, desk):
             JourneyEvent.ticket_id == waiting["id"], JourneyEvent.kind == "cancel"
         )
     )
-    assert event.data == {"reason": "left"}
+    assert event.data == {"with_note": True}
+    assert db.session.get(Ticket, waiting["id"]).notes == "left"
 
 
 # --- illegal transitions ---------------------------------------------------------------------

@@ -16,8 +16,8 @@ What goes (for visits that arrived before the cut-off, and what hangs off them):
 What stays: every ticket with its times, statuses, outcome codes, counters and staff; every
 feedback response with its scores, reasons and facts; every case with its level, times, root
 cause and reason; the journal's entries, which are append-only (a database trigger refuses
-any change): a `hold` entry keeps the note its member of staff typed (see the report of the
-change: the engine should stop copying that note into the journal). Reports, metrics, the
+any change) and therefore never hold free text: a hold note or a cancel reason typed by staff
+is on the ticket, and its journal entry only says `{"with_note": true}`. Reports, metrics, the
 estimator's history and the busy hours give the same figures before and after.
 
 Each batch (`batch_size` visits, messages ...) is one transaction; `run` commits each and goes

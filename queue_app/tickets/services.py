@@ -28,6 +28,9 @@ from .models import PRIORITY_RANK, Priority, Source, Ticket, TicketSequence, Tic
 
 TOKEN_BYTES = 24  # 192 bits
 
+# what the journal says of a free-text note of staff (the text itself is on the ticket)
+NOTE_GIVEN = {"with_note": True}
+
 
 def format_number(prefix: str, sequence: int) -> str:
     return f"{prefix}{sequence:03d}"
@@ -559,7 +562,9 @@ def hold(ticket: Ticket, actor: User, *, now: datetime, note: str | None = None)
         "hold",
         actor,
         now,
-        data={"note": note} if note else None,
+        # the free text stays on the ticket, which retention blanks; the journal is
+        # append-only, so it only says that a note was given
+        data=dict(NOTE_GIVEN) if note else None,
         notes=note or ticket.notes,
     )
 
@@ -603,7 +608,14 @@ def cancel(ticket: Ticket, actor: User, *, now: datetime, reason: str | None = N
     _require_floor(actor, ticket.branch)
     if ticket.status == TicketStatus.CALLED:
         _require_handler(ticket, actor)
-    return _transition(ticket, "cancel", actor, now, data={"reason": reason} if reason else None)
+    return _transition(
+        ticket,
+        "cancel",
+        actor,
+        now,
+        data=dict(NOTE_GIVEN) if reason else None,
+        notes=reason or ticket.notes,
+    )
 
 
 def confirm_arrival(ticket: Ticket, *, now: datetime) -> Ticket:
