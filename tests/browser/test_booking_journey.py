@@ -259,6 +259,7 @@ def test_book_on_the_phone_check_in_at_the_kiosk_and_be_served(
         counter.goto(f"/counter/JKT01/{counter_id}/")
     cpage.wait_for_url(re.compile(rf"/counter/JKT01/{counter_id}/$"))
     expect(cpage.get_by_test_id("counter-status")).to_have_text(COUNTER_TEXT[lang]["open"])
+    expect(cpage.get_by_test_id("btn-call-next")).to_be_enabled()
     cpage.keyboard.press("n")
     expect(cpage.get_by_test_id("current-number")).to_have_text(ticket.number)
     expect(cpage.get_by_test_id("current-status")).to_have_text(COUNTER_TEXT[lang]["called"])

@@ -195,6 +195,7 @@ def test_a_branch_morning_across_kiosk_counter_and_display(
     expect(display.page.get_by_test_id("waiting-teller")).to_contain_text("2")
 
     # the counter calls: Ayu, with her history; the display shows and announces it
+    expect(c.get_by_test_id("btn-call-next")).to_be_enabled()
     c.keyboard.press("n")
     expect(c.get_by_test_id("current-number")).to_have_text(ayu)
     customer = c.get_by_test_id("customer")
@@ -231,6 +232,7 @@ def test_a_branch_morning_across_kiosk_counter_and_display(
     expect(c.get_by_test_id("current-ticket")).to_contain_text(NO_TICKET[lang])
 
     # the walk-in is next: called, served, finished with an outcome
+    expect(c.get_by_test_id("btn-call-next")).to_be_enabled()
     c.keyboard.press("n")
     expect(c.get_by_test_id("current-number")).to_have_text(walk_in)
     expect(display.page.get_by_test_id("now-number")).to_have_text(walk_in)

@@ -189,6 +189,7 @@ def test_a_morning_at_the_counter(branch, open_tab, lang, screenshot_dir):
     shot(page, screenshot_dir, f"counter-{lang}-1366x768-open.png")
 
     # N: call next -> Ayu, with her history
+    expect(page.get_by_test_id("btn-call-next")).to_be_enabled()
     page.keyboard.press("n")
     expect(page.get_by_test_id("current-number")).to_have_text(first)
     expect(page.get_by_test_id("current-status")).to_have_text(T["called"])
@@ -234,6 +235,7 @@ def test_a_morning_at_the_counter(branch, open_tab, lang, screenshot_dir):
     page.get_by_test_id(f"resume-{third}").click()
     expect(page.get_by_test_id("held")).to_be_hidden()
     expect(waiting.locator('[data-group="targeted"]')).to_contain_text(third)
+    expect(page.get_by_test_id("btn-call-next")).to_be_enabled()
     page.keyboard.press("n")  # sent back to this counter: first in line for it
     expect(page.get_by_test_id("current-number")).to_have_text(third)
 
@@ -254,6 +256,7 @@ def test_a_morning_at_the_counter(branch, open_tab, lang, screenshot_dir):
 
     # 1920x1080
     page.set_viewport_size(FULL_HD)
+    expect(page.get_by_test_id("btn-call-next")).to_be_enabled()
     page.keyboard.press("n")
     expect(page.get_by_test_id("current-number")).to_have_text(second)
     assert_fits(page)
@@ -291,6 +294,7 @@ def test_the_transferred_ticket_shows_the_note_and_others_cannot_operate(
     budi.goto(f"/counter/JKT01/{branch.counters['Teller 1']}/")
     budi.page.get_by_test_id("btn-open").click()
     expect(budi.page.get_by_test_id("counter-status")).to_have_text("Open")
+    expect(budi.page.get_by_test_id("btn-call-next")).to_be_enabled()
     budi.page.keyboard.press("n")
     expect(budi.page.get_by_test_id("current-number")).to_have_text(first)
 
@@ -315,6 +319,7 @@ def test_the_transferred_ticket_shows_the_note_and_others_cannot_operate(
     item = siti.page.get_by_test_id("waiting").locator(f'[data-ticket="{first}"]')
     expect(item).to_contain_text("Transferred")
     expect(item).to_contain_text("wants a new ATM card, KTP checked")
+    expect(siti.page.get_by_test_id("btn-call-next")).to_be_enabled()
     siti.page.keyboard.press("n")
     expect(siti.page.get_by_test_id("current-handover")).to_contain_text("KTP checked")
     # the history shows the earlier visits, not the one in progress
