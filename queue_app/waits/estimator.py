@@ -21,12 +21,20 @@ issued now would wait.
 
 Output per ticket: the mean over runs (the point estimate minimising squared error) and a range
 of low/high quantiles (`friendly_range` rounds it to the minutes customers see).
+
+Cost: the runs are nearly all of it (bench/ewt_speed.py). `_Plan` numbers services, counters and
+tickets once per estimate so that a run works on lists and tuples; in a run one agenda (a heap)
+holds the counters' next moments and the next arrival of each service. The same inputs and seed
+give the same numbers, bit for bit (tests/test_waits_estimator_determinism.py).
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
+import operator
 import random
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,29 +78,27 @@ def friendly_range(low_s: float, high_s: float) -> tuple[int, int]:
     return int(lo_m), int(hi_m)
 
 
-def _weighted_mean(values: list[float], weights: list[float]) -> float:
+def _summary(values: list[float], hazard: float, low_q: float, high_q: float):
+    """Mean, low and high quantile of the sorted `values`, each value weighted by
+    exp(-hazard x value) (hazard 0: equal weights, the plain mean and interpolated quantiles).
+    A weighted quantile is the smallest value with at least that share of the weight at or
+    below it."""
+    if not values:
+        return 0.0, 0.0, 0.0
+    if not hazard > 0:
+        return sum(values) / len(values), _quantile(values, low_q), _quantile(values, high_q)
+    weights = [math.exp(-hazard * v) for v in values]
     total = sum(weights)
-    if not values or total <= 0:
-        return values[-1] if values else 0.0
-    return sum(v * w for v, w in zip(values, weights, strict=True)) / total
-
-
-def _weighted_quantile(sorted_values: list[float], weights: list[float], q: float) -> float:
-    """The smallest value with at least a share q of the weight at or below it (equal weights:
-    the plain interpolated quantile)."""
-    if not sorted_values:
-        return 0.0
-    if len(set(weights)) <= 1:
-        return _quantile(sorted_values, q)
-    total = sum(weights)
+    mean = values[-1] if total <= 0 else sum(map(operator.mul, values, weights)) / total
+    if weights[0] == weights[-1] and len(set(weights)) <= 1:  # (first != last: not all equal)
+        return mean, _quantile(values, low_q), _quantile(values, high_q)
     if total <= 0:
-        return sorted_values[-1]
-    running = 0.0
-    for v, w in zip(sorted_values, weights, strict=True):
-        running += w
-        if running >= q * total:
-            return v
-    return sorted_values[-1]
+        return mean, values[-1], values[-1]
+    running = list(itertools.accumulate(weights))  # nondecreasing: every weight is >= 0
+    last = len(values) - 1
+    low = bisect.bisect_left(running, low_q * total)
+    high = bisect.bisect_left(running, high_q * total)
+    return mean, values[min(low, last)], values[min(high, last)]
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -114,7 +120,8 @@ def _id_key(ticket):
 
 
 class _Plan:
-    """Everything a run needs, prepared once per estimate."""
+    """Everything a run needs, prepared once per estimate: services, counters and tickets are
+    numbered, and every per-counter and per-ticket fact is a list or tuple indexed by them."""
 
     def __init__(self, state: BranchState, model: WaitModel, horizon_s: float, with_new: bool):
         now = state.now
@@ -123,43 +130,68 @@ class _Plan:
         self.strict = state.policy.kind == PriorityPolicy.STRICT
         self.services = state.services()
         sidx = {s: i for i, s in enumerate(self.services)}
-        self.sidx = sidx
         ns = len(self.services)
         self.horizon = horizon_s
 
         def rel(moment):
             return INF if moment is None else (moment - now).total_seconds()
 
-        # local hours: the hour containing now, then a boundary every 3600 s
+        # local hours: the hour containing now (slot 0), then a boundary every 3600 s; slot k
+        # (k >= 1) runs from first_boundary + 3600 (k - 1) to slot_end[k], the last one forever
         self.hour0 = model.local_hour(now)
         local_ts = now.timestamp() + model.utc_offset_s
         self.first_boundary = 3600.0 - (local_ts % 3600.0)
         n_hours = int(horizon_s // 3600) + 2
         self.hours = [(self.hour0 + k) % 24 for k in range(n_hours)]
+        self.last_slot = n_hours - 1
+        self.slot_end = [self.first_boundary + 3600.0 * k for k in range(self.last_slot)] + [INF]
         st = model.service_times
         self.samplers = [[st.sampler(s, h) for h in self.hours] for s in self.services]
+        # what Sampler.draw reads, per service and hour slot, for _run to draw without a call
+        self.draws = [
+            [
+                (
+                    sm.samples,
+                    len(sm.samples),
+                    len(sm.samples) + sm.prior_weight,
+                    sm.prior_weight,
+                    sm.draw_prior,
+                )
+                for sm in s_samplers
+            ]
+            for s_samplers in self.samplers
+        ]
+        self.mean_error = [s_samplers[0].mean_error for s_samplers in self.samplers]
         self.rates = [[model.arrivals.per_second(s, h) for h in self.hours] for s in self.services]
         self.priority_share = [model.arrivals.priority_share.get(s, 0.0) for s in self.services]
         self.hazard = [model.abandonment.hazard(s) for s in self.services]
         self.arrivals_until = min(rel(state.closing_at), horizon_s)
 
+        # counters, indexed by their position in state.counters
         cidx = {c.id: j for j, c in enumerate(state.counters)}
-        self.counters = []
-        for c in state.counters:
-            svcs = tuple(sidx[s] for s in c.services if s in sidx)
-            breaks = sorted((rel(a), rel(b)) for a, b in c.breaks if rel(b) > 0)
-            entry = {
-                "services": svcs,
-                "service_ids": [self.services[i] for i in svcs],
-                "status": c.status,
-                "closes": rel(c.closes_at),
-                "breaks": breaks,
-                "returns": rel(c.returns_at) if c.status == PAUSED else INF,
-                "busy_service": sidx.get(c.busy_service) if c.status == BUSY else None,
-                "elapsed": -rel(c.busy_since) if c.status == BUSY else 0.0,
-                "id": c.id,
-            }
-            self.counters.append(entry)
+        self.n_counters = len(state.counters)
+        self.c_services = tuple(  # service indexes in the counter's priority order
+            tuple(sidx[s] for s in c.services if s in sidx) for c in state.counters
+        )
+        self.c_status = tuple(c.status for c in state.counters)
+        self.c_closes = tuple(rel(c.closes_at) for c in state.counters)
+        self.c_breaks = tuple(
+            tuple(sorted((rel(a), rel(b)) for a, b in c.breaks if rel(b) > 0))
+            for c in state.counters
+        )
+        self.c_limited = tuple(
+            closes < INF or bool(breaks)
+            for closes, breaks in zip(self.c_closes, self.c_breaks, strict=True)
+        )
+        self.c_returns = tuple(
+            rel(c.returns_at) if c.status == PAUSED else INF for c in state.counters
+        )
+        self.c_busy_service = tuple(
+            sidx.get(c.busy_service) if c.status == BUSY else None for c in state.counters
+        )
+        self.c_elapsed = tuple(
+            -rel(c.busy_since) if c.status == BUSY else 0.0 for c in state.counters
+        )
 
         waiting = sorted(state.waiting, key=_id_key)
         self.n_real = len(waiting)
@@ -188,25 +220,35 @@ class _Plan:
 
         # strict order: one heap per service, keyed like routing.policy.order's `arrival`
         self.heaps = [[] for _ in range(ns)]
-        self.targeted = [[] for _ in self.counters]
-        self.appointments = []
+        self.targeted = [[] for _ in range(self.n_counters)]
+        appointments = []
         for i in range(self.n_tracked):
             if self.t_target[i] is not None:
                 self.targeted[self.t_target[i]].append(i)
                 continue
             self.heaps[self.t_service[i]].append((-self.t_rank[i], self.t_qs[i], i))
             if self.t_due[i] is not None:
-                self.appointments.append(i)
+                appointments.append(i)
+        self.appointments = tuple(appointments)  # never changed by a run
         for h in self.heaps:
             heapq.heapify(h)
+        # interleave and aging: the same tickets as routing.policy.order's candidates, per service
+        self.candidates = []
+        if not self.strict:
+            for s, h in enumerate(self.heaps):
+                self.candidates.append(
+                    {
+                        i: Candidate(
+                            id=i,
+                            service_id=s,
+                            rank=self.t_rank[i],
+                            queue_since=now + timedelta(seconds=queue_since),
+                        )
+                        for _, queue_since, i in h
+                    }
+                )
         self.early = float(state.policy.appointment_early_s)
         self.grace = float(state.policy.appointment_grace_s)
-
-    def hour_slot(self, t: float) -> int:
-        if t < self.first_boundary:
-            return 0
-        k = 1 + int((t - self.first_boundary) // 3600.0)
-        return min(k, len(self.hours) - 1)
 
 
 def estimate(
@@ -230,23 +272,16 @@ def estimate(
     Without it, the wait of a customer who would never give up."""
     plan = _Plan(state, model, horizon_s, with_new)
     rng = random.Random(seed)  # a seeded simulation, not a secret  # nosec B311
-    results = [[] for _ in range(plan.n_tracked)]
-    for _ in range(runs):
-        calls = _run(plan, rng)
-        for i, t in enumerate(calls):
-            results[i].append(t)
+    per_run = [_run(plan, rng) for _ in range(runs)]
+    # one column per tracked ticket: its call time in each run
+    columns = list(zip(*per_run, strict=True)) if per_run else [()] * plan.n_tracked
     tickets, new = {}, {}
-    for i in range(plan.n_tracked):
-        values = sorted(results[i])  # seconds from now until the ticket is called
-        called = sum(1 for v in values if v < plan.horizon) / max(1, len(values))
+    for i, column in enumerate(columns):
+        values = sorted(column)  # seconds from now until the ticket is called
+        called = bisect.bisect_left(values, plan.horizon) / max(1, len(values))
         h = plan.hazard[plan.t_service[i]] if if_served else 0.0
-        weights = [math.exp(-h * v) for v in values] if h > 0 else [1.0] * len(values)
-        est = Estimate(
-            mean_s=_weighted_mean(values, weights),
-            low_s=_weighted_quantile(values, weights, low_q),
-            high_s=_weighted_quantile(values, weights, high_q),
-            called_share=called,
-        )
+        mean_s, low_s, high_s = _summary(values, h, low_q, high_q)
+        est = Estimate(mean_s=mean_s, low_s=low_s, high_s=high_s, called_share=called)
         if i < plan.n_real:
             tickets[plan.ticket_ids[i]] = est
         else:
@@ -254,68 +289,112 @@ def estimate(
     return Estimates(tickets=tickets, new=new)
 
 
+# What is on the agenda of a run: (time, kind, a, b), earliest first. A counter's event is
+# (time, _COUNTER, sequence number, counter index), an arrival (time, _ARRIVAL, service, 0):
+# at the same moment counters act before arrivals, counters in the order their events were
+# made, arrivals by service.
+_COUNTER = 0
+_ARRIVAL = 1
+
+
 def _run(plan: _Plan, rng: random.Random) -> list[float]:
+    """One run: each tracked ticket's call time (`plan.horizon` when not called within it).
+
+    Exponential draws are written out as `-log(1.0 - random()) / rate`, the formula of
+    `random.expovariate`, so they are the same numbers it would give."""
+    random_ = rng.random
+    log = math.log
+    heappush, heappop = heapq.heappush, heapq.heappop
     horizon = plan.horizon
     n_tracked = plan.n_tracked
+    n_real = plan.n_real
     calls = [horizon] * n_tracked
     remaining = n_tracked
-    t_service = list(plan.t_service)
+    t_service = list(plan.t_service)  # grows with the run's arrivals
     t_rank = list(plan.t_rank)
-    t_qs = list(plan.t_qs)
+    t_due = plan.t_due
     taken = [False] * n_tracked
-    leave = []
     hazard = plan.hazard
-    for i in range(n_tracked):
-        if i >= plan.n_real:
-            leave.append(GHOST)
-        else:
-            h = hazard[t_service[i]]
-            leave.append(rng.expovariate(h) if h > 0 else INF)
+    priority_share = plan.priority_share
+    leave = []  # when each ticket gives up
+    for i in range(n_real):
+        h = hazard[t_service[i]]
+        leave.append(-log(1.0 - random_()) / h if h > 0 else INF)
+    leave.extend([GHOST] * (n_tracked - n_real))
     heaps = [list(h) for h in plan.heaps]
+    c_heaps = [[heaps[s] for s in svcs] for svcs in plan.c_services]  # each counter's, in order
     targeted = [list(t) for t in plan.targeted]
-    appointments = list(plan.appointments)
-    counters = plan.counters
+    appointments = plan.appointments
+    early, grace = plan.early, plan.grace
+    c_services = plan.c_services
+    c_closes = plan.c_closes
+    c_breaks = plan.c_breaks
+    c_limited = plan.c_limited
     samplers = plan.samplers
+    draws = plan.draws
+    first_boundary, last_slot, slot_end = plan.first_boundary, plan.last_slot, plan.slot_end
     # one factor per service for this run: the uncertainty of the learned mean
     factor = []
-    for s_samplers in samplers:
-        e = s_samplers[0].mean_error
+    for e in plan.mean_error:
         factor.append(math.exp(rng.gauss(0.0, e) - e * e / 2) if e > 0 else 1.0)
     strict = plan.strict
-    interleave_pos = [0] * len(counters)
+    plain = strict and not appointments and not any(targeted)
+    policy = plan.policy
+    interleave_pos = [0] * plan.n_counters
+    # interleave and aging: per service, the candidates still waiting (ticket index -> Candidate)
+    waiting = [dict(w) for w in plan.candidates]
 
-    events = []  # (time, seq, counter index)
+    agenda = []
     seq = 0
-    for j, c in enumerate(counters):
-        status = c["status"]
+    for j in range(plan.n_counters):
+        status = plan.c_status[j]
         if status == IDLE:
             start = 0.0
         elif status == BUSY:
-            s = c["busy_service"]
-            start = samplers[s][0].residual(rng, c["elapsed"]) * factor[s] if s is not None else 0.0
+            s = plan.c_busy_service[j]
+            if s is not None:
+                start = samplers[s][0].residual(rng, plan.c_elapsed[j]) * factor[s]
+            else:
+                start = 0.0
         elif status == PAUSED:
-            start = max(0.0, c["returns"])
+            start = max(0.0, plan.c_returns[j])
         else:
             start = INF
         if start < INF:
-            events.append((start, seq, j))
+            agenda.append((start, _COUNTER, seq, j))
             seq += 1
-    heapq.heapify(events)
     idle = []
 
     # lazily generated Poisson arrivals, piecewise constant per local hour
     until = plan.arrivals_until
+
+    def next_arrival(rates: list[float], t: float) -> float:
+        """The next arrival after t at the rates per hour slot, or INF if none before `until`."""
+        while t < until:
+            # the hour slot of t
+            if t < first_boundary:
+                k = 0
+            else:
+                k = 1 + int((t - first_boundary) // 3600.0)
+                if k > last_slot:
+                    k = last_slot
+            r = rates[k]
+            if r > 0:
+                t2 = t + -log(1.0 - random_()) / r
+                if t2 < slot_end[k]:
+                    return t2 if t2 < until else INF
+            t = slot_end[k]
+        return INF
+
     rates = plan.rates
-    arrivals = []
     for s in range(len(plan.services)):
-        t = _next_arrival(plan, rng, rates[s], 0.0, until)
+        t = next_arrival(rates[s], 0.0)
         if t < INF:
-            arrivals.append((t, s))
-    heapq.heapify(arrivals)
+            agenda.append((t, _ARRIVAL, s, 0))
+    heapq.heapify(agenda)
 
     def pick(j: int, now: float):
         """The ticket counter j takes at `now` under the routing policy, or None."""
-        c = counters[j]
         tq = targeted[j]
         while tq:
             i = tq.pop(0)
@@ -323,123 +402,128 @@ def _run(plan: _Plan, rng: random.Random) -> list[float]:
                 return i
         if appointments:
             best, best_due = None, INF
-            svcs = c["services"]
+            svcs = c_services[j]
             for i in appointments:
                 if taken[i] or t_service[i] not in svcs:
                     continue
-                d = plan.t_due[i]
-                if -plan.early <= now - d <= plan.grace and d < best_due:
+                d = t_due[i]
+                if -early <= now - d <= grace and d < best_due:
                     best, best_due = i, d
             if best is not None:
                 return best
         if strict:
-            for s in c["services"]:
+            for s in c_services[j]:
                 h = heaps[s]
                 while h:
-                    i = heapq.heappop(h)[2]
+                    i = heappop(h)[2]
                     if not taken[i]:
                         return i
             return None
-        return _pick_by_policy(
-            plan, c, j, now, heaps, taken, t_service, t_rank, t_qs, interleave_pos
-        )
+        return _pick_by_policy(plan, j, now, waiting, interleave_pos)
 
-    while remaining > 0:
-        t_ev = events[0][0] if events else INF
-        t_arr = arrivals[0][0] if arrivals else INF
-        if t_ev >= horizon and t_arr >= horizon:
+    while remaining > 0 and agenda:
+        now, kind, a, j = heappop(agenda)
+        if now >= horizon:
             break
-        if t_arr < t_ev:
-            now, s = heapq.heappop(arrivals)
+        if kind == _ARRIVAL:
+            s = a
             i = len(t_service)
             t_service.append(s)
-            rank = 1 if plan.priority_share[s] and rng.random() < plan.priority_share[s] else 0
+            share = priority_share[s]
+            rank = 1 if share and random_() < share else 0
             t_rank.append(rank)
-            t_qs.append(now)
             taken.append(False)
             h = hazard[s]
-            leave.append(now + rng.expovariate(h) if h > 0 else INF)
-            heapq.heappush(heaps[s], (-rank, now, i))
-            nxt = _next_arrival(plan, rng, rates[s], now, until)
+            leave.append(now + -log(1.0 - random_()) / h if h > 0 else INF)
+            if strict:
+                heappush(heaps[s], (-rank, now, i))
+            else:
+                waiting[s][i] = Candidate(
+                    id=i, service_id=s, rank=rank, queue_since=plan.now + timedelta(seconds=now)
+                )
+            nxt = next_arrival(rates[s], now)
             if nxt < INF:
-                heapq.heappush(arrivals, (nxt, s))
-            for k, j in enumerate(idle):
-                if s in counters[j]["services"]:
-                    idle.pop(k)
-                    heapq.heappush(events, (now, seq, j))
-                    seq += 1
+                heappush(agenda, (nxt, _ARRIVAL, s, 0))
+            if idle:
+                for k, jj in enumerate(idle):  # the first idle counter that serves it wakes up
+                    if s in c_services[jj]:
+                        idle.pop(k)
+                        heappush(agenda, (now, _COUNTER, seq, jj))
+                        seq += 1
+                        break
+            continue
+        if c_limited[j]:  # a closing time or breaks
+            if now >= c_closes[j]:
+                continue
+            on_break = None
+            for b0, b1 in c_breaks[j]:
+                if b0 <= now < b1:
+                    on_break = b1
                     break
-            continue
-        now, _, j = heapq.heappop(events)
-        c = counters[j]
-        if now >= c["closes"]:
-            continue
-        on_break = None
-        for b0, b1 in c["breaks"]:
-            if b0 <= now < b1:
-                on_break = b1
-                break
-        if on_break is not None:
-            heapq.heappush(events, (on_break, seq, j))
-            seq += 1
-            continue
+            if on_break is not None:
+                heappush(agenda, (on_break, _COUNTER, seq, j))
+                seq += 1
+                continue
         while True:
-            i = pick(j, now)
+            if plain:
+                # strict, and no ticket is sent to a counter or has an appointment: each ticket
+                # is in one heap only and leaves it when called, so the head of the counter's
+                # first service heap with anyone in it is what pick() would return
+                for h in c_heaps[j]:
+                    if h:
+                        i = heappop(h)[2]
+                        break
+                else:
+                    i = None
+            else:
+                i = pick(j, now)
             if i is None:
                 idle.append(j)
                 break
             taken[i] = True
+            if not strict:
+                waiting[t_service[i]].pop(i, None)
             if i < n_tracked:
                 calls[i] = now
                 remaining -= 1
             if leave[i] <= now:  # gone (or a ghost): the counter moves on at once
                 continue
             if not strict:
-                interleave_pos[j] = next_interleave_pos(plan.policy, interleave_pos[j], t_rank[i])
+                interleave_pos[j] = next_interleave_pos(policy, interleave_pos[j], t_rank[i])
             s = t_service[i]
-            duration = samplers[s][plan.hour_slot(now)].draw(rng) * factor[s]
-            heapq.heappush(events, (now + duration, seq, j))
+            if now < first_boundary:  # the hour slot of now, as in next_arrival
+                k = 0
+            else:
+                k = 1 + int((now - first_boundary) // 3600.0)
+                if k > last_slot:
+                    k = last_slot
+            # samplers[s][k].draw(rng), written out
+            samples, n, weight, prior_weight, draw_prior = draws[s][k]
+            if n and random_() * weight >= prior_weight:
+                duration = samples[int(random_() * n)]
+            else:
+                duration = draw_prior(rng)
+            duration *= factor[s]
+            heappush(agenda, (now + duration, _COUNTER, seq, j))
             seq += 1
             break
     return calls
 
 
-def _next_arrival(plan: _Plan, rng: random.Random, rates: list[float], t: float, until: float):
-    while t < until:
-        k = plan.hour_slot(t)
-        end = plan.first_boundary + 3600.0 * k if k < len(plan.hours) - 1 else INF
-        r = rates[k]
-        if r > 0:
-            t2 = t + rng.expovariate(r)
-            if t2 < end:
-                return t2 if t2 < until else INF
-        t = end
-    return INF
-
-
-def _pick_by_policy(plan, c, j, now, heaps, taken, t_service, t_rank, t_qs, interleave_pos):
-    """Interleave and aging: ask routing.policy.order itself among the tickets still there."""
-    base = plan.now
-    candidates = []
-    for s in c["services"]:
-        for _, _, i in heaps[s]:
-            if not taken[i]:
-                candidates.append(
-                    Candidate(
-                        id=i,
-                        service_id=s,
-                        rank=t_rank[i],
-                        queue_since=base + timedelta(seconds=t_qs[i]),
-                    )
-                )
+def _pick_by_policy(plan, j, now, waiting, interleave_pos):
+    """Interleave and aging: ask routing.policy.order itself among the tickets still there (its
+    order is total, ending with the ticket index, so the order of the candidates given to it
+    does not matter)."""
+    services = plan.c_services[j]
+    candidates = [c for s in services for c in waiting[s].values()]
     if not candidates:
         return None
     ordered = order(
         candidates,
         counter_id=j,
-        service_order=list(c["services"]),
+        service_order=list(services),
         policy=plan.policy,
-        now=base + timedelta(seconds=now),
+        now=plan.now + timedelta(seconds=now),
         interleave_pos=interleave_pos[j],
     )
     return ordered[0].id

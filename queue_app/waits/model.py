@@ -105,12 +105,19 @@ class Sampler:
         self.mean_error = spread_cv / math.sqrt(n + prior_weight) if n + prior_weight > 0 else 0.0
 
     def draw(self, rng: random.Random) -> float:
+        """A service time: one of the samples, or with the prior's share of the weight
+        (`prior_weight` against the number of samples) a draw from the prior.
+        (`estimator._run` writes this out in its hot loop: keep the two alike.)"""
         n = len(self.samples)
         if n == 0 or rng.random() * (n + self.prior_weight) < self.prior_weight:
-            if self.shape > 1e6:  # cv 0 (or nearly): deterministic
-                return self.prior_mean
-            return rng.gammavariate(self.shape, self.scale)
+            return self.draw_prior(rng)
         return self.samples[int(rng.random() * n)]
+
+    def draw_prior(self, rng: random.Random) -> float:
+        """A draw from the prior alone: the gamma with the expected mean and `prior_cv`."""
+        if self.shape > 1e6:  # cv 0 (or nearly): deterministic
+            return self.prior_mean
+        return rng.gammavariate(self.shape, self.scale)
 
     def residual(self, rng: random.Random, elapsed: float) -> float:
         """Time still to go for a ticket already `elapsed` seconds in service."""
