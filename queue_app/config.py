@@ -225,9 +225,13 @@ class Config:
     # the estimator runs at most once per branch per this many seconds per process
     EWT_MIN_INTERVAL_S = float(_env("EWT_MIN_INTERVAL_S", "2"))
     # simulation runs per estimate (more: steadier ranges, more CPU)
-    EWT_RUNS = int(_env("EWT_RUNS", "100"))
+    EWT_RUNS = int(_env("EWT_RUNS", "50"))
     # spread of a service's time (coefficient of variation) before history is learned
     EWT_PRIOR_CV = float(_env("EWT_PRIOR_CV", "0.8"))
+    # one estimate per branch change for all processes sharing REDIS_URL (waits/shared.py):
+    # made by one of them at most once per EWT_MIN_INTERVAL_S, read by the others from Redis;
+    # on by default when REDIS_URL is set (off in the embedded and testing profiles)
+    EWT_SHARED = _bool("EWT_SHARED", bool(REDIS_URL))
 
     # --- booking pages (booking/web.py, booking/links.py) ---
     # how long the signed "change or cancel" link of a booking stays valid
@@ -256,6 +260,7 @@ class EmbeddedConfig(Config):
     PROFILE = "embedded"
     METRICS_ALLOW = _env("METRICS_ALLOW", "127.0.0.1,::1")  # this machine only
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
+    EWT_SHARED = _bool("EWT_SHARED", False)  # one process on SQLite: nothing to share
 
 
 class ProductionConfig(Config):
@@ -324,6 +329,8 @@ class TestingConfig(Config):
     # tests assert follow from the state by hand
     EWT_MIN_INTERVAL_S = 0.0
     EWT_PRIOR_CV = 0.0
+    # estimates per process: the shared one is tested with its own Redis (test_waits_shared.py)
+    EWT_SHARED = _bool("EWT_SHARED", False)
     ALERTS_ON_CHANGE = "off"  # the alert tests turn it on: other tests commit changes all along
 
 

@@ -8,14 +8,27 @@ estimate. The learned model (service times, arrivals per hour and the share of t
 priority class, abandonment) is cached per (branch id, business day, weeks). Reading only: this
 module never writes.
 
-Cost control (one run costs 20-40 ms): the estimator runs at most once per branch per
-`EWT_MIN_INTERVAL_S` (config) per process. A change less than that after the last run is
-*pending*: readers get the last result until a read after the interval (the realtime pusher
-reads after every committed change, snapshots read on (re)connect) makes the new one; `pending`
-tells the pusher that a read got an older estimate, and it re-pushes once the interval ends
-(`realtime/pushes.py`), so a last change inside the interval still reaches the screens. Runs per
-estimate: `EWT_RUNS`. The issue path only reads the cache (`last_estimates`), except on a cold
-process, where `quote` computes once before the ticket's rows are written.
+Cost control (an estimate costs about 10 ms of CPU at 50 runs, `bench/ewt_speed.py`): the
+estimator runs at most once per branch per `EWT_MIN_INTERVAL_S` (config) per process. A change
+less than that after the last run is *pending*: readers get the last result until a read after
+the interval (the realtime pusher reads after every committed change, snapshots read on
+(re)connect) makes the new one; `pending` tells the pusher that a read got an older estimate,
+and it re-pushes once the interval ends (`realtime/pushes.py`), so a last change inside the
+interval still reaches the screens. Runs per estimate: `EWT_RUNS`. The issue path only reads the
+cache (`last_estimates`), except on a cold process, where `quote` computes once before the
+ticket's rows are written.
+
+Across processes (`EWT_SHARED`, on by default with a `REDIS_URL`): the web and realtime
+processes share each branch's latest estimate in Redis (`waits/shared.py`), so a change is
+estimated once in the network, at most once per branch per `EWT_MIN_INTERVAL_S`. A reader of a
+change not in its process cache uses the stored estimate if it was made for that change (and
+keeps it here); an older one made less than the interval ago stands, pending as above (its
+wall-clock moment becomes a moment of the local clock for `pending`); otherwise the reader
+claims the estimate (`SET NX PX`), makes it, stores it and releases the claim. A reader that
+loses the claim gets the last estimate as pending (the pusher asks again a moment later), or,
+when the branch has none yet, waits for the claimer's. Redis failing never fails a read: the
+process estimates by itself as before (`shared.Unavailable`). `runs_made` still counts the runs
+of this process; `clear_cache` empties this process's cache only (`shared.clear` the Redis keys).
 
 Every surface asks here: `live_now(branch)` estimates the branch as of its last change (the
 time of its last journal entry: the same answer in every process, and what the replay calls
@@ -26,6 +39,7 @@ where no open counter serves the ticket ("no estimate", as before); `wire` turns
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -42,6 +56,7 @@ from ..core.types import utcnow
 from ..extensions import db
 from ..routing.policy import Policy
 from ..tickets.models import PRIORITY_RANK, JourneyEvent, Ticket, TicketStatus
+from . import shared
 from .estimator import Estimate, Estimates, estimate
 from .model import (
     BUSY,
@@ -62,10 +77,16 @@ _results: OrderedDict = OrderedDict()  # (branch id, event_seq, runs) -> Live
 _models: OrderedDict = OrderedDict()  # (branch id, business day, weeks) -> WaitModel
 _latest: dict = {}  # (branch id, runs) -> (monotonic time of the run, Live): the rate limit
 _asked: dict = {}  # (branch id, runs) -> the latest event_seq a read asked for while pending
+# (branch id, runs) -> monotonic moment before which another process's claimed estimate is
+# not expected (EWT_SHARED: a reader lost the claim)
+_retry: dict = {}
 _MAX = 256
 DEFAULT_INTERVAL_S = 2.0
-DEFAULT_RUNS = 100
+DEFAULT_RUNS = 50  # bench/ewt_eval.py: RMSE within 1-2 % of 100 runs, half the CPU
 PRIORITY_PRIOR_N = 10.0
+LOST_CLAIM_RETRY_S = 0.1  # EWT_SHARED: ask again this long after losing the claim
+COLD_WAIT_S = 2.0  # EWT_SHARED: how long a reader without any estimate waits for the claimer's
+COLD_POLL_S = 0.01
 runs_made = 0  # estimator runs in this process (tests read it)
 
 
@@ -75,6 +96,7 @@ def clear_cache() -> None:
         _models.clear()
         _latest.clear()
         _asked.clear()
+        _retry.clear()
 
 
 def _setting(name: str, default):
@@ -325,23 +347,34 @@ def branch_estimates(
 
     `now`: the moment of the state; None: the time of the branch's last journal entry (or the
     clock when it has none). At most one run per branch per `EWT_MIN_INTERVAL_S` of `clock`:
-    within it, a change is pending and the last result is returned."""
-    global runs_made
+    within it, a change is pending and the last result is returned. With `EWT_SHARED`, at most
+    one run per branch per interval in the whole network (`_shared_estimates`)."""
     runs = _runs(runs)
     # the committed sequence, not the object's: an object kept across commits lags behind
     seq = db.session.scalar(select(Branch.event_seq).where(Branch.id == branch.id))
     key = (branch.id, seq, runs)
     with _lock:
         cached = _results.get(key)
-        latest = _latest.get((branch.id, runs))
     if cached is not None:
         return cached
     interval = _setting("EWT_MIN_INTERVAL_S", DEFAULT_INTERVAL_S)
     tick = clock()
+    if shared.enabled():
+        try:
+            return _shared_estimates(branch, now, seq, runs, weeks, interval, tick, clock)
+        except shared.Unavailable:
+            pass  # Redis is down or failing: this process's own estimate (logged in `shared`)
+    with _lock:
+        latest = _latest.get((branch.id, runs))
     if latest is not None and tick - latest[0] < interval:
-        with _lock:  # a reader got an older estimate: `pending` says so (realtime re-pushes)
-            _asked[(branch.id, runs)] = max(seq or 0, _asked.get((branch.id, runs), 0))
+        _ask(branch.id, runs, seq)  # a reader got an older estimate: `pending` says so
         return latest[1]  # pending: the next read after the interval makes the new one
+    return _make(branch, now, seq, runs, weeks, tick)
+
+
+def _make(branch: Branch, now, seq, runs: int, weeks: int, tick: float) -> Live:
+    """Run the estimator for the branch's state (change `seq`) and keep the result here."""
+    global runs_made
     if now is None:
         now = last_change_at(branch.id, seq) or utcnow()
     state = branch_state(branch, now)
@@ -357,9 +390,137 @@ def branch_estimates(
         seq=seq,
     )
     runs_made += 1
-    _remember(_results, key, result)
+    _remember(_results, (branch.id, seq, runs), result)
     with _lock:
         _latest[(branch.id, runs)] = (tick, result)
+        _retry.pop((branch.id, runs), None)
+    return result
+
+
+def _ask(branch_id: int, runs: int, seq) -> None:
+    with _lock:
+        _asked[(branch_id, runs)] = max(seq or 0, _asked.get((branch_id, runs), 0))
+
+
+def _later(a, b) -> bool:
+    """Whether estimate `a` was made for a later change than `b`."""
+    return (a.seq if a.seq is not None else -1) > (b.seq if b.seq is not None else -1)
+
+
+def _adopt(branch_id: int, runs: int, found, tick: float) -> Live:
+    """An estimate read from Redis, (Live, wall-clock moment made), kept in this process: the
+    object already here for its sequence if there is one (readers compare by identity), and
+    the latest one unless this process knows a later one. The moment it was made becomes a
+    moment of this process's clock (`tick` is `clock()` now)."""
+    result, made = found
+    key = (branch_id, result.seq, runs)
+    with _lock:
+        known = _results.get(key)
+        if known is not None:
+            result = known
+        else:
+            _results[key] = result
+            _results.move_to_end(key)
+            while len(_results) > _MAX:
+                _results.popitem(last=False)
+        latest = _latest.get((branch_id, runs))
+        if latest is None or _later(result, latest[1]):
+            _latest[(branch_id, runs)] = (tick - max(0.0, time.time() - made), result)
+            _retry.pop((branch_id, runs), None)
+    return result
+
+
+def _current(result: Live, seq) -> bool:
+    """Whether `result` answers a reader of change `seq` (made for it, or for a later one
+    that another process read first)."""
+    if result.seq is None or seq is None:
+        return result.seq == seq
+    return result.seq >= seq
+
+
+def _standing(branch_id: int, runs: int, tick: float, interval: float) -> Live | None:
+    """The branch's latest estimate known here if it was made less than the interval ago
+    (in this process or, adopted, in another)."""
+    with _lock:
+        latest = _latest.get((branch_id, runs))
+    if latest is not None and tick - latest[0] < interval:
+        return latest[1]
+    return None
+
+
+def _shared_estimates(
+    branch: Branch, now, seq, runs: int, weeks: int, interval: float, tick: float, clock
+) -> Live:
+    """`branch_estimates` across processes (`EWT_SHARED`, `waits/shared.py`): the estimate in
+    Redis if it was made for this change; if it is older but made less than the interval ago,
+    it stands and the change is pending, as in one process; otherwise this reader claims the
+    estimate, makes it, stores it and releases the claim. A reader that loses the claim gets
+    the last estimate as pending (`pending` says when to ask again), or on a branch nobody
+    estimated yet waits for the claimer's. Raises `shared.Unavailable` (before any run) when
+    Redis fails: the caller estimates in this process."""
+    branch_id = branch.id
+    found = shared.load(branch_id, runs)
+    if found is not None:
+        result = _adopt(branch_id, runs, found, tick)
+        if _current(result, seq):
+            return result
+    standing = _standing(branch_id, runs, tick, interval)
+    if standing is not None:
+        _ask(branch_id, runs, seq)
+        return standing
+    token = shared.claim(branch_id, runs)
+    if token is None:
+        return _lost_claim(branch, now, seq, runs, weeks, tick, clock)
+    try:
+        # read again under the claim: another process may have stored it since the first read
+        found = shared.load(branch_id, runs)
+        if found is not None:
+            result = _adopt(branch_id, runs, found, tick)
+            if _current(result, seq):
+                return result
+            standing = _standing(branch_id, runs, tick, interval)
+            if standing is not None:
+                _ask(branch_id, runs, seq)
+                return standing
+        made = time.time()
+        result = _make(branch, now, seq, runs, weeks, tick)
+        # made here all the same when Redis fails; the others make their own meanwhile
+        with contextlib.suppress(shared.Unavailable):
+            shared.store(branch_id, runs, result, made)
+        return result
+    finally:
+        with contextlib.suppress(shared.Unavailable):  # the claim lapses by itself
+            shared.release(branch_id, runs, token)
+
+
+def _lost_claim(branch: Branch, now, seq, runs: int, weeks: int, tick: float, clock) -> Live:
+    """Another reader is making the branch's estimate. The last estimate known here stands:
+    the change is pending until the claimer has stored the new one (`pending` gives a moment
+    `LOST_CLAIM_RETRY_S` ahead). A branch without any estimate yet: wait up to
+    `COLD_WAIT_S` for the claimer's, then make one here."""
+    branch_id = branch.id
+    with _lock:
+        latest = _latest.get((branch_id, runs))
+    result = latest[1] if latest is not None else None
+    if result is None:
+        deadline = time.monotonic() + COLD_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(COLD_POLL_S)
+            found = shared.load(branch_id, runs)
+            if found is not None:
+                result = _adopt(branch_id, runs, found, clock())
+                if _current(result, seq):
+                    return result
+                break
+        else:  # the claimer did not store anything: make it here
+            made = time.time()
+            result = _make(branch, now, seq, runs, weeks, clock())
+            with contextlib.suppress(shared.Unavailable):
+                shared.store(branch_id, runs, result, made)
+            return result
+    with _lock:
+        _retry[(branch_id, runs)] = clock() + LOST_CLAIM_RETRY_S
+    _ask(branch_id, runs, seq)
     return result
 
 
@@ -407,7 +568,10 @@ def pending(branch_id: int, *, runs: int | None = None) -> tuple[int, float] | N
     tick, result = latest
     if result.seq is not None and result.seq >= asked:
         return None
-    return asked, tick + _setting("EWT_MIN_INTERVAL_S", DEFAULT_INTERVAL_S)
+    moment = tick + _setting("EWT_MIN_INTERVAL_S", DEFAULT_INTERVAL_S)
+    with _lock:
+        retry = _retry.get(key)
+    return asked, moment if retry is None else max(moment, retry)
 
 
 def quote(branch: Branch, service_id) -> Estimate | None:
