@@ -780,6 +780,9 @@ def run(args):
             "QUEUE_APP_INSTANCE": str(workdir),
             "DATABASE_URL": PG_URL,
             "SECRET_KEY": "load-day-bench-secret-key",
+            # the production layout: Socket.IO's channel, the rate limits' storage and the
+            # shared wait estimates (EWT_SHARED) on the bench's own Redis
+            "REDIS_URL": redis_url,
             "SOCKETIO_MESSAGE_QUEUE": redis_url,
             "SCHEDULER_ENABLED": "0",
             "PROXY_COUNT": "0",
@@ -790,7 +793,6 @@ def run(args):
             "KIOSK_RATE_LIMIT": "1000000 per minute",
             "NOTIFY_URGENT": "off",
         }
-        env.pop("REDIS_URL", None)
         subprocess.run(
             [PY, "-m", "flask", "--app", "queue_app", "db", "upgrade"],
             cwd=ROOT, env=env, check=True, capture_output=True,

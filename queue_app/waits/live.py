@@ -22,13 +22,14 @@ Across processes (`EWT_SHARED`, on by default with a `REDIS_URL`): the web and r
 processes share each branch's latest estimate in Redis (`waits/shared.py`), so a change is
 estimated once in the network, at most once per branch per `EWT_MIN_INTERVAL_S`. A reader of a
 change not in its process cache uses the stored estimate if it was made for that change (and
-keeps it here); an older one made less than the interval ago stands, pending as above (its
-wall-clock moment becomes a moment of the local clock for `pending`); otherwise the reader
-claims the estimate (`SET NX PX`), makes it, stores it and releases the claim. A reader that
-loses the claim gets the last estimate as pending (the pusher asks again a moment later), or,
-when the branch has none yet, waits for the claimer's. Redis failing never fails a read: the
+keeps it here); an older one made less than the interval ago stands, pending as above (its wall-
+clock moment becomes a moment of the local clock for `pending`); otherwise the reader claims the
+estimate (`SET NX PX`), makes it, stores it and releases the claim. A reader that loses the
+claim gets the last estimate as pending (the pusher asks again a moment later), or, when this
+process has none yet, makes its own at once (never waits). Redis failing never fails a read: the
 process estimates by itself as before (`shared.Unavailable`). `runs_made` still counts the runs
-of this process; `clear_cache` empties this process's cache only (`shared.clear` the Redis keys).
+of this process; `clear_cache` empties this process's cache only (`shared.clear` the Redis
+keys).
 
 Every surface asks here: `live_now(branch)` estimates the branch as of its last change (the
 time of its last journal entry: the same answer in every process, and what the replay calls
@@ -85,8 +86,6 @@ DEFAULT_INTERVAL_S = 2.0
 DEFAULT_RUNS = 50  # bench/ewt_eval.py: RMSE within 1-2 % of 100 runs, half the CPU
 PRIORITY_PRIOR_N = 10.0
 LOST_CLAIM_RETRY_S = 0.1  # EWT_SHARED: ask again this long after losing the claim
-COLD_WAIT_S = 2.0  # EWT_SHARED: how long a reader without any estimate waits for the claimer's
-COLD_POLL_S = 0.01
 runs_made = 0  # estimator runs in this process (tests read it)
 
 
@@ -455,8 +454,8 @@ def _shared_estimates(
     Redis if it was made for this change; if it is older but made less than the interval ago,
     it stands and the change is pending, as in one process; otherwise this reader claims the
     estimate, makes it, stores it and releases the claim. A reader that loses the claim gets
-    the last estimate as pending (`pending` says when to ask again), or on a branch nobody
-    estimated yet waits for the claimer's. Raises `shared.Unavailable` (before any run) when
+    the last estimate as pending (`pending` says when to ask again), or, with none here yet,
+    makes its own at once. Raises `shared.Unavailable` (before any run) when
     Redis fails: the caller estimates in this process."""
     branch_id = branch.id
     found = shared.load(branch_id, runs)
@@ -496,28 +495,19 @@ def _shared_estimates(
 def _lost_claim(branch: Branch, now, seq, runs: int, weeks: int, tick: float, clock) -> Live:
     """Another reader is making the branch's estimate. The last estimate known here stands:
     the change is pending until the claimer has stored the new one (`pending` gives a moment
-    `LOST_CLAIM_RETRY_S` ahead). A branch without any estimate yet: wait up to
-    `COLD_WAIT_S` for the claimer's, then make one here."""
+    `LOST_CLAIM_RETRY_S` ahead). A branch without any estimate here yet: made here at once,
+    never waited for (a reader that blocks, such as the realtime pusher's one thread, would hold
+    up every other branch: bench/load_day.py fell from 65 to 30 operations/s with a 2 s wait)."""
     branch_id = branch.id
     with _lock:
         latest = _latest.get((branch_id, runs))
     result = latest[1] if latest is not None else None
     if result is None:
-        deadline = time.monotonic() + COLD_WAIT_S
-        while time.monotonic() < deadline:
-            time.sleep(COLD_POLL_S)
-            found = shared.load(branch_id, runs)
-            if found is not None:
-                result = _adopt(branch_id, runs, found, clock())
-                if _current(result, seq):
-                    return result
-                break
-        else:  # the claimer did not store anything: make it here
-            made = time.time()
-            result = _make(branch, now, seq, runs, weeks, clock())
-            with contextlib.suppress(shared.Unavailable):
-                shared.store(branch_id, runs, result, made)
-            return result
+        made = time.time()
+        result = _make(branch, now, seq, runs, weeks, clock())
+        with contextlib.suppress(shared.Unavailable):
+            shared.store(branch_id, runs, result, made)
+        return result
     with _lock:
         _retry[(branch_id, runs)] = clock() + LOST_CLAIM_RETRY_S
     _ask(branch_id, runs, seq)
