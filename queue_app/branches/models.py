@@ -238,4 +238,5 @@ class CounterService(db.Model):
     position: Mapped[int] = mapped_column(Integer)
 
     counter: Mapped[Counter] = relationship(back_populates="service_links")
-    service: Mapped[Service] = relationship()
+    # loaded with the link: reading a counter's services is one statement, not one per service
+    service: Mapped[Service] = relationship(lazy="joined")
