@@ -54,7 +54,12 @@ RESULTS_DIR = BENCH_DIR / "results"
 HOST = "127.0.0.1"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/queue_app_bench"
 # the databases a benchmark may empty (this one's, bench/realtime_latency.py's, bench/load_day.py's)
-BENCH_DATABASES = {"queue_app_bench", "queue_app_realtime_bench", "queue_app_load"}
+BENCH_DATABASES = {
+    "queue_app_bench",
+    "queue_app_realtime_bench",
+    "queue_app_load",
+    "queue_app_round",  # bench/visit_round.py's
+}
 PREFERRED_MIX = ("teller", "cs", "loans", "cards")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -31,6 +31,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -128,8 +129,12 @@ class SqlWatch:
     def install(self, engine, dialect):
         from sqlalchemy import event
 
+        main = threading.get_ident()  # the request's thread; after-commit workers run apart
+
         @event.listens_for(engine, "before_cursor_execute")
         def _before(conn, cursor, statement, params, context, executemany):
+            if threading.get_ident() != main:
+                return
             self.statements.append(statement)
             now = time.perf_counter()
             for name, prefix in self.HOT.items():
@@ -139,6 +144,8 @@ class SqlWatch:
 
         @event.listens_for(engine, "after_cursor_execute")
         def _after(conn, cursor, statement, params, context, executemany):
+            if threading.get_ident() != main:
+                return
             w, c = self._t
             self.exec_wall += time.perf_counter() - w
             self.exec_cpu += time.thread_time() - c
