@@ -447,6 +447,31 @@ def _standing(branch_id: int, runs: int, tick: float, interval: float) -> Live |
     return None
 
 
+def _stored_or_standing(branch_id: int, runs: int, seq, tick: float, interval: float):
+    """The estimate in Redis if it answers change `seq` (kept here), else the latest one known
+    here if it was made less than the interval ago (the change is then pending); None: an
+    estimate must be made."""
+    found = shared.load(branch_id, runs)
+    if found is not None:
+        result = _adopt(branch_id, runs, found, tick)
+        if _current(result, seq):
+            return result
+    standing = _standing(branch_id, runs, tick, interval)
+    if standing is not None:
+        _ask(branch_id, runs, seq)
+    return standing
+
+
+def _make_and_store(branch: Branch, now, seq, runs: int, weeks: int, tick: float) -> Live:
+    """Make the estimate here and store it for the other processes (made here all the same
+    when Redis fails: the others make their own meanwhile)."""
+    made = time.time()
+    result = _make(branch, now, seq, runs, weeks, tick)
+    with contextlib.suppress(shared.Unavailable):
+        shared.store(branch.id, runs, result, made)
+    return result
+
+
 def _shared_estimates(
     branch: Branch, now, seq, runs: int, weeks: int, interval: float, tick: float, clock
 ) -> Live:
@@ -458,35 +483,18 @@ def _shared_estimates(
     makes its own at once. Raises `shared.Unavailable` (before any run) when
     Redis fails: the caller estimates in this process."""
     branch_id = branch.id
-    found = shared.load(branch_id, runs)
-    if found is not None:
-        result = _adopt(branch_id, runs, found, tick)
-        if _current(result, seq):
-            return result
-    standing = _standing(branch_id, runs, tick, interval)
-    if standing is not None:
-        _ask(branch_id, runs, seq)
-        return standing
+    answer = _stored_or_standing(branch_id, runs, seq, tick, interval)
+    if answer is not None:
+        return answer
     token = shared.claim(branch_id, runs)
     if token is None:
         return _lost_claim(branch, now, seq, runs, weeks, tick, clock)
     try:
         # read again under the claim: another process may have stored it since the first read
-        found = shared.load(branch_id, runs)
-        if found is not None:
-            result = _adopt(branch_id, runs, found, tick)
-            if _current(result, seq):
-                return result
-            standing = _standing(branch_id, runs, tick, interval)
-            if standing is not None:
-                _ask(branch_id, runs, seq)
-                return standing
-        made = time.time()
-        result = _make(branch, now, seq, runs, weeks, tick)
-        # made here all the same when Redis fails; the others make their own meanwhile
-        with contextlib.suppress(shared.Unavailable):
-            shared.store(branch_id, runs, result, made)
-        return result
+        answer = _stored_or_standing(branch_id, runs, seq, tick, interval)
+        if answer is not None:
+            return answer
+        return _make_and_store(branch, now, seq, runs, weeks, tick)
     finally:
         with contextlib.suppress(shared.Unavailable):  # the claim lapses by itself
             shared.release(branch_id, runs, token)
@@ -503,11 +511,7 @@ def _lost_claim(branch: Branch, now, seq, runs: int, weeks: int, tick: float, cl
         latest = _latest.get((branch_id, runs))
     result = latest[1] if latest is not None else None
     if result is None:
-        made = time.time()
-        result = _make(branch, now, seq, runs, weeks, clock())
-        with contextlib.suppress(shared.Unavailable):
-            shared.store(branch_id, runs, result, made)
-        return result
+        return _make_and_store(branch, now, seq, runs, weeks, clock())
     with _lock:
         _retry[(branch_id, runs)] = clock() + LOST_CLAIM_RETRY_S
     _ask(branch_id, runs, seq)
