@@ -28,15 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-COUNTERS = [
-    ("Loket 1", ["teller"]),
-    ("Loket 2", ["teller", "cs"]),
-    ("Loket 3", ["teller"]),
-    ("Loket 4", ["teller"]),
-    ("Loket 5", ["cs"]),
-    ("Loket 6", ["cs", "loans"]),
-]
+from load_day import COUNTERS  # the load bench's six counters
+
 NOW = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # Tuesday 10:00 in Jakarta: open
 
 
