@@ -504,3 +504,46 @@ def test_a_counter_of_another_branch_cannot_call_here(client, floor, desk):
     assert_error(response, 404, "not_found")
     assert _status(ticket["id"]) == TicketStatus.WAITING
     assert db.session.get(Counter, manila).staff_id is not None
+
+
+def _selects(fn):
+    """The tables the SELECT statements sent by `fn` on this thread read first (after FROM)."""
+    import re
+    import threading
+
+    from sqlalchemy import event
+
+    me, tables = threading.get_ident(), []
+
+    def before(conn, cursor, statement, *args):
+        if threading.get_ident() == me and statement.lstrip().upper().startswith("SELECT"):
+            found = re.search(r"\bFROM\s+(\w+)", statement, re.IGNORECASE)
+            tables.append(found.group(1) if found else statement)
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        result = fn()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+    return result, tables
+
+
+def test_start_and_finish_read_the_ticket_with_what_they_check_in_one_statement(
+    client, floor, desk
+):
+    """The token comes with its user and the user's branches, the locked ticket with its
+    counter, visit and service: no statement of its own reads any of them."""
+    called = _called(client, desk)
+    db.session.expire_all()
+    started, reads = _selects(lambda: ok(post(client, f"/tickets/{called['id']}/start", desk["h"])))
+    assert started["status"] == "serving"
+    assert reads.count("tickets") == 2, reads  # found (404), then locked with the rest
+    assert not {"branches", "counters", "visits", "services", "users"} & set(reads), reads
+    db.session.expire_all()
+    finished, reads = _selects(
+        lambda: ok(post(client, f"/tickets/{called['id']}/finish", desk["h"]))
+    )
+    assert finished["status"] == "finished" and finished["finished_at"] is not None
+    assert reads.count("tickets") == 2, reads
+    assert not {"branches", "counters", "visits", "services", "users"} & set(reads), reads
+    assert db.session.get(Ticket, called["id"]).visit.closed_at is not None

@@ -110,10 +110,16 @@ def token_for(token: str) -> ApiToken | None:
     """The live token row (not revoked, of an active user) behind a bearer token, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = db.session.scalar(
-        select(ApiToken)
-        .options(joinedload(ApiToken.user))  # every staff request reads its user: one statement
-        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
+    # every staff request reads its user and checks the user's branches (`User.belongs_to`):
+    # one statement for the three
+    row = (
+        db.session.scalars(
+            select(ApiToken)
+            .options(joinedload(ApiToken.user).joinedload(User.branches))
+            .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
+        )
+        .unique()
+        .one_or_none()
     )
     if row is None or not row.user.active:
         return None

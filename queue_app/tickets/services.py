@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Role, User
 from ..branches.models import Branch, Counter, CounterStatus, PriorityPolicy, Service
@@ -210,12 +211,14 @@ def issue_plain(
 # --- locking and checks ----------------------------------------------------------------------
 
 
-def _lock(model, row_id: int):
-    """Load a row afresh and lock it until the transaction ends (no-op lock on SQLite)."""
+def _lock(model, row_id: int, *options):
+    """Load a row afresh and lock it until the transaction ends (no-op lock on SQLite).
+    `options`: rows loaded with it in the same statement (joined, not locked)."""
     row = db.session.scalar(
         select(model)
+        .options(*options)
         .where(model.id == row_id)
-        .with_for_update()
+        .with_for_update(of=model)
         .execution_options(populate_existing=True)
     )
     if row is None:
@@ -224,7 +227,15 @@ def _lock(model, row_id: int):
 
 
 def _lock_ticket(ticket_id: int) -> Ticket:
-    return _lock(Ticket, ticket_id)
+    # every action at a counter checks the ticket's counter, the ones that end a visit close
+    # it, and every answer names the service: all three come with the locked ticket
+    return _lock(
+        Ticket,
+        ticket_id,
+        joinedload(Ticket.counter),
+        joinedload(Ticket.visit),
+        joinedload(Ticket.service),
+    )
 
 
 def _lock_counter(counter_id: int) -> Counter:
