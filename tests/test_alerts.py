@@ -1,7 +1,8 @@
 """Alert thresholds for real, with frozen time: raising when the longest wait reaches the
 threshold, hysteresis (no flapping), acknowledging, clearing by itself, escalation to the next
 manager with a real SMTP server, the idle counter, the no-show rate, the timeline, evaluation
-triggered by a committed change (sync and the worker thread), and two evaluations at once."""
+triggered by a committed change (sync and the worker thread) and its cost for a branch nothing
+watches, and two evaluations at once."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 
 from queue_app.accounts.models import Role
 from queue_app.alerts import queries
 from queue_app.alerts import services as alerts
 from queue_app.alerts.jobs import evaluate_alerts
-from queue_app.alerts.models import Alert, AlertStatus, AlertStep, Metric
+from queue_app.alerts.models import Alert, AlertRule, AlertStatus, AlertStep, Metric
 from queue_app.alerts.receivers import evaluator
 from queue_app.core.errors import Conflict
 from queue_app.core.events import signal
@@ -406,6 +407,104 @@ def test_the_worker_thread_evaluates_after_the_commit(app, floor, monkeypatch):
     # debounced: the first change is evaluated at once, the rest of the burst (well within a
     # second) folded into one evaluation at the end of the interval, which saw the last change
     assert 1 <= worker.runs - runs <= 2
+
+
+def cost_of_run(app, branch_id) -> dict:
+    """What `Evaluator.run` sends on this thread: its statements (BEGIN, COMMIT, ROLLBACK,
+    SAVEPOINT and RELEASE apart: "begins" lists the BEGINs SQLite is sent), and how many
+    transactions it commits and rolls back."""
+    cost = {"statements": [], "begins": [], "commits": 0, "rollbacks": 0, "changed": None}
+    me = threading.get_ident()
+
+    def before(conn, cursor, statement, *args):
+        if threading.get_ident() != me:
+            return
+        head = statement.lstrip().upper()
+        if head.startswith("BEGIN"):
+            cost["begins"].append(head)
+        elif not head.startswith(("COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+            cost["statements"].append(statement)
+
+    def committed(conn):
+        if threading.get_ident() == me:
+            cost["commits"] += 1
+
+    def rolled_back(conn):
+        if threading.get_ident() == me:
+            cost["rollbacks"] += 1
+
+    db.session.commit()  # the test's transaction ends first (SQLite's write lock)
+    listeners = [
+        ("before_cursor_execute", before),
+        ("commit", committed),
+        ("rollback", rolled_back),
+    ]
+    for name, fn in listeners:
+        event.listen(db.engine, name, fn)
+    try:
+        cost["changed"] = evaluator(app).run(branch_id)
+    finally:
+        for name, fn in listeners:
+            event.remove(db.engine, name, fn)
+    return cost
+
+
+def test_a_branch_nothing_watches_costs_one_read_and_no_commit(app, floor, monkeypatch):
+    """No enabled rule and no open alert (here: a disabled rule and a cleared alert, which do
+    not count): one statement, no row lock, no write lock (SQLite), rolled back."""
+    p = floor
+    made = rule(p, Metric.QUEUE_LENGTH, raise_at=1, clear_at=0)
+    issue(p, T0)
+    assert len(evaluate(p, T0 + S)) == 1
+    alerts.update_rule(made, now=T0 + M, enabled=False)
+    db.session.commit()
+    assert all_alerts()[0].status == AlertStatus.CLEARED
+    worker = evaluator(app)
+    monkeypatch.setattr(worker, "clock", lambda: T0 + 2 * M)
+    runs = worker.runs
+    cost = cost_of_run(app, p.branch.id)
+    assert cost["changed"] == []
+    assert len(cost["statements"]) == 1, cost["statements"]
+    assert "FOR UPDATE" not in cost["statements"][0].upper()
+    assert (cost["commits"], cost["rollbacks"]) == (0, 1)
+    assert "BEGIN IMMEDIATE" not in cost["begins"]  # SQLite: a reader (PostgreSQL: none sent)
+    assert worker.runs == runs + 1
+    # a branch that does not exist (any more) costs the same
+    gone = cost_of_run(app, p.branch.id + 1000)
+    assert (len(gone["statements"]), gone["commits"], gone["changed"]) == (1, 0, [])
+
+
+def test_a_watched_branch_is_still_evaluated_and_committed(app, floor, monkeypatch):
+    p = floor
+    rule(p, Metric.QUEUE_LENGTH, service=None, raise_at=1, clear_at=0)
+    issue(p, T0)
+    db.session.commit()
+    monkeypatch.setattr(evaluator(app), "clock", lambda: T0 + M)
+    cost = cost_of_run(app, p.branch.id)
+    [alert] = all_alerts()
+    assert [a.id for a in cost["changed"]] == [alert.id]
+    assert (alert.status, alert.value_raised, alert.raised_at) == (AlertStatus.RAISED, 1, T0 + M)
+    assert cost["commits"] == 1
+    assert any("FOR UPDATE" in s.upper() for s in cost["statements"]) == (
+        db.engine.dialect.name == "postgresql"  # the open alerts locked as before
+    )
+
+
+def test_an_open_alert_of_a_disabled_rule_is_cleared_on_the_next_change(app, floor, monkeypatch):
+    """Every rule of the branch disabled, one of its alerts still open (the raise and the
+    disabling crossed): the branch is still watched, and the next change clears the alert."""
+    p = floor
+    made = rule(p, Metric.QUEUE_LENGTH, service=None, raise_at=1, clear_at=0)
+    issue(p, T0)
+    assert len(evaluate(p, T0 + S)) == 1
+    db.session.execute(update(AlertRule).where(AlertRule.id == made.id).values(enabled=False))
+    db.session.commit()
+    monkeypatch.setitem(app.config, "ALERTS_ON_CHANGE", "sync")
+    monkeypatch.setattr(evaluator(app), "clock", lambda: T0 + M)
+    issue(p, T0 + M)  # the commit evaluates the branch
+    [alert] = all_alerts()
+    assert (alert.status, alert.cleared_at) == (AlertStatus.CLEARED, T0 + M)
+    assert queries.alert_timeline(db.session, alert.id)[-1].note == "rule disabled or deleted"
 
 
 # --- two evaluations at once -------------------------------------------------------------------

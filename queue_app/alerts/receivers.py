@@ -15,6 +15,9 @@ application's `Evaluator`, which evaluates it in a unit of work of its own after
 
 Either way a failure is logged and never reaches the request that made the change. The
 evaluation's clock is `Evaluator.clock` (`utcnow`; tests freeze it).
+
+An evaluation of a branch that nothing watches (no enabled rule, no open alert: most
+branches) is one read, rolled back (`services.needs_evaluation`); the others run as before.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 
 from flask import current_app
 
+from ..core.db import read_only
 from ..core.events import signal
 from ..core.types import utcnow
 from ..extensions import db
@@ -67,12 +71,24 @@ class Evaluator:
         self._ensure_thread()
 
     def run(self, branch_id: int) -> list:
-        """Evaluate one branch now, in an application context of its own, and commit."""
+        """Evaluate one branch now, in an application context of its own, and commit.
+
+        First one read, as a reader (SQLite: no write lock), rolled back: does anything watch
+        the branch (`services.needs_evaluation`)? Most branches have neither an enabled rule
+        nor an open alert, and their evaluation stops there: no branch load, no row lock, no
+        commit. Otherwise the evaluation runs as it always did, in a unit of work of its own
+        (SQLite: `BEGIN IMMEDIATE`; both: the open alerts locked `FOR UPDATE`)."""
         from ..branches.models import Branch
-        from .services import evaluate_branch
+        from .services import evaluate_branch, needs_evaluation
 
         with self.app.app_context():
             try:
+                read_only(db.session)
+                watched = needs_evaluation(db.session, branch_id)
+                db.session.rollback()
+                if not watched:
+                    self.runs += 1
+                    return []
                 branch = db.session.get(Branch, branch_id)
                 changed = (
                     evaluate_branch(db.session, branch, self.clock()) if branch is not None else []

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
@@ -149,6 +149,29 @@ def enabled_rules(session: Session, branch_id: int) -> list[AlertRule]:
             .order_by(AlertRule.id)
         )
     )
+
+
+def needs_evaluation(session: Session, branch_id: int) -> bool:
+    """Whether the branch has an enabled rule or an open alert: one statement, no lock.
+
+    The evaluation after every change (`receivers.Evaluator.run`) asks this first, as a reader
+    whose transaction it then rolls back: a branch nothing watches (most of them) costs this
+    one read instead of loading the branch, locking its open alerts and committing. False
+    means `evaluate_branch` would have done nothing; an open alert whose rules were all
+    disabled meanwhile counts (the evaluation clears it), as in the `evaluate_alerts` job.
+
+    Race: the answer is a snapshot, as the rule read of `evaluate_branch` is (and a branch
+    with no enabled rule and no open alert was never evaluated further). A rule created or
+    enabled right after this read is seen by the branch's next change or, at the latest, by
+    the minute job: as it was when committed right after the rule read. An alert committed
+    after it was opened by another evaluation, of a rule that evaluation saw: the same as an
+    alert committed after `_lock_open`, which does not see it either. A "yes" is only a
+    go-ahead: the evaluation reads the rules and locks the open alerts again itself."""
+    rules = select(AlertRule.id).where(
+        AlertRule.branch_id == branch_id, AlertRule.enabled.is_(True)
+    )
+    alerts = select(Alert.id).where(Alert.branch_id == branch_id, Alert.status.in_(OPEN_STATUSES))
+    return bool(session.scalar(select(or_(rules.exists(), alerts.exists()))))
 
 
 def _lock_open(session: Session, branch_id: int) -> list[Alert]:
