@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -286,7 +287,16 @@ def group_cpu_s(proc) -> float:
 # --- socket clients (child processes) ----------------------------------------------------------
 
 
-def client_process(urls, specs, ready_q, done, result_q):
+def realtime_url(urls, spread, i, branch):
+    """Where socket `i` of `branch` connects: by branch, as the README's nginx site hashes the
+    `branch` query parameter floor.js sends (every socket of a branch in one process); or by
+    client, socket after socket, as `ip_hash` over many client addresses would."""
+    if spread == "branch":
+        return f"{urls[zlib.crc32(branch.encode()) % len(urls)]}?branch={branch}"
+    return urls[i % len(urls)]
+
+
+def client_process(urls, spread, specs, ready_q, done, result_q):
     """Holds asyncio python-socketio clients. specs: [(kind, branch, credential)], kind one of
     display, staff, phone. Reports the `called` pushes the displays heard
     [(branch, number, time)], the disconnects [(kind, time)] and failed connects."""
@@ -324,7 +334,8 @@ def client_process(urls, specs, ready_q, done, result_q):
             kwargs["headers"] = headers
             for attempt in range(4):
                 try:
-                    await c.connect(urls[i % len(urls)], wait_timeout=30, **kwargs)
+                    url = realtime_url(urls, spread, i, branch)
+                    await c.connect(url, wait_timeout=30, **kwargs)
                     clients.append(c)
                     return
                 except Exception:
@@ -821,7 +832,10 @@ def run(args):
         ctx = mp.get_context("spawn")
         ready_q, result_q, done = ctx.Queue(), ctx.Queue(), ctx.Event()
         for chunk in chunks:
-            p = ctx.Process(target=client_process, args=(rt_urls, chunk, ready_q, done, result_q))
+            p = ctx.Process(
+                target=client_process,
+                args=(rt_urls, args.realtime_spread, chunk, ready_q, done, result_q),
+            )
             p.start()
             procs.append(p)
         connected, failed = 0, Counter()
@@ -855,6 +869,7 @@ def run(args):
             "rate_asked": args.rate,
             "duration_s": args.duration,
             "realtime_procs": args.realtime_procs,
+            "realtime_spread": args.realtime_spread,
             "mean_service_s": round(mean_service, 1),
             "changes_heard": changes,
             "clients_cpu_s": round(clients_cpu, 1),  # the socket client processes, whole run
@@ -920,6 +935,10 @@ def main():
     parser.add_argument(
         "--realtime-procs", type=int, default=os.cpu_count() or 1, help="realtime processes"
     )
+    parser.add_argument(
+        "--realtime-spread", choices=("branch", "client"), default="branch",
+        help="sockets to realtime processes by branch (the README's nginx) or client after client",
+    )  # fmt: skip
     parser.add_argument("--client-procs", type=int, default=2, help="socket client processes")
     parser.add_argument(
         "--redis-url", default=os.environ.get("BENCH_REDIS_URL"),

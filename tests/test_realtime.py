@@ -270,6 +270,27 @@ def test_nothing_is_read_or_sent_while_nobody_listens(app, rt, now, make):
     assert target.sent - sent == len(moved)
 
 
+def test_a_phone_of_one_branch_does_not_make_this_process_read_another(app, rt, now, make):
+    """Phones join their branch's `phones:<id>` room: a process holding only phones of JKT01
+    reads nothing for a change of another branch (whose sockets are in another process)."""
+    target = pusher(app)
+    mine = make.ticket(rt.branch, "teller", now=now)
+    other = make.branch("BDG01", counters=[("Teller 1", ["teller"])])
+    commit()
+    drain(app)
+    phone = sock(app, auth={"ticket": mine.token})
+    assert received(phone, "snapshot")[0]["ticket"]["position"] == 1
+    built, sent = target.built, target.sent
+    make.ticket(other, "teller", now=now)
+    commit()
+    drain(app)
+    assert (target.built, target.sent) == (built, sent)
+    make.ticket(rt.branch, "teller", now=now + timedelta(seconds=1))  # behind the phone's
+    commit()
+    drain(app)
+    assert target.built == built + 1  # its own branch is still read
+
+
 def test_changes_follow_the_commit_in_sequence(app, rt, now, make):
     _, token = device(rt, now=now)
     display = display_sock(app, token)

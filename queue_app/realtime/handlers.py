@@ -34,6 +34,7 @@ from ..extensions import db
 from ..tickets.queries import ticket_by_token
 from . import dashboard, payloads
 from .disconnects import browser_key, browser_room, device_room, user_room
+from .pushes import phones_room
 
 SNAPSHOT_BURST = 5  # snapshot requests a connection may make at once
 SNAPSHOT_REFILL_S = 2.0  # ... and then one per this many seconds
@@ -49,7 +50,8 @@ class Connection:
     user_id: int | None = None
     session_version: int | None = None
     browser: str | None = None  # staff: `disconnects.browser_key` of the session cookie
-    extra_rooms: tuple[str, ...] = ()  # dashboard: more branch rooms (`dashboard.py`)
+    # dashboard: more branch rooms (`dashboard.py`); phone: the branch's `phones_room`
+    extra_rooms: tuple[str, ...] = ()
     tokens: float = SNAPSHOT_BURST
     refilled: float = field(default_factory=time.monotonic)
 
@@ -81,7 +83,11 @@ class FloorNamespace(Namespace):
             if ticket is None:
                 raise ConnectionRefusedError("unknown_ticket")
             return Connection(
-                "ticket", ticket.branch_id, f"ticket:{ticket.id}", ticket_id=ticket.id
+                "ticket",
+                ticket.branch_id,
+                f"ticket:{ticket.id}",
+                ticket_id=ticket.id,
+                extra_rooms=(phones_room(ticket.branch_id),),
             )
         if "dashboard" in auth:  # the live dashboard's pages (`dashboard.py`)
             return dashboard.identify(auth.get("dashboard"), browser_key(session))

@@ -12,7 +12,11 @@ thread per application drains the queue in order and, for each batch:
    application context of its own and emits to the rooms that have members here
    (`ignore_queue`: nothing goes back through Redis). A process with no socket of the branch
    reads nothing: a gunicorn worker that only serves HTTP, or any process while no display,
-   kiosk, counter screen or phone listens, pays one PUBLISH per batch and nothing else.
+   kiosk, counter screen or phone of the branch listens (`phones_room`), pays one PUBLISH per
+   batch and nothing else. Hence the branch affinity of the realtime processes: floor.js puts
+   the branch's code in the handshake's query (`?branch=`), the reverse proxy hashes it (the
+   README's nginx site), and every socket of a branch lands in the same process, which is
+   then the only one that reads the branch's changes. Without it, every process reads them.
 
 First each entry's own pushes, then the new places of the waiting tickets that have a phone
 listening (`payloads.change_steps`).
@@ -48,6 +52,15 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/floor"
 AUDIENCES = ("display", "kiosk", "staff")  # the branch rooms: `<audience>:<branch id>`
 EXTENSION = "queue_app.realtime"
+
+
+def phones_room(branch_id: int) -> str:
+    """Every phone following a ticket of the branch (`ticket:<id>` is its own room): whether
+    one listens in this process decides whether a change of the branch is read here. Never
+    sent to."""
+    return f"phones:{branch_id}"
+
+
 # a deferred estimate wakes this long after the interval ends (more than `deferred.SLACK_S`):
 # then the estimator may run for sure
 WAKE_AFTER_S = 0.01
@@ -183,14 +196,10 @@ class Pusher:
         def wanted(room: str) -> bool:
             return bool(rooms.get(room))
 
-        phones = any(
-            isinstance(room, str) and room.startswith("ticket:") and members
-            for room, members in list(rooms.items())
-        )
         todo = {
             branch_id: seqs
             for branch_id, seqs in batch.items()
-            if phones
+            if wanted(phones_room(branch_id))
             or any(wanted(f"{kind}:{branch_id}") for kind in AUDIENCES)
             or _tablets(rooms, branch_id)
         }

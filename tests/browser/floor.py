@@ -129,3 +129,20 @@ class LiveFloor:
     def ticket_status(self, number):
         with self.app.app_context():
             return db.session.query(Ticket).filter_by(number=number).one().status.value
+
+
+def socket_handshakes(page) -> list[str]:
+    """The URLs of the page's Socket.IO requests so far (its long-polling handshake included):
+    what the reverse proxy sees of them."""
+    return page.evaluate(
+        """() => performance.getEntriesByType("resource").map(e => e.name)
+                  .filter(name => name.includes("/socket.io/"))"""
+    )
+
+
+def assert_names_its_branch(page, code: str) -> None:
+    """The page's socket names its branch in the handshake's query (`?branch=`): the proxy
+    sends every socket of a branch to the same realtime process (README, nginx)."""
+    urls = socket_handshakes(page)
+    assert urls, "no Socket.IO request seen"
+    assert all(f"branch={code}" in url for url in urls), urls

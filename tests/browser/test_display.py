@@ -25,7 +25,7 @@ from queue_app.waits.present import wait_text
 from ..apihelp import fast_passwords
 from ..conftest import empty_database
 from ..servers import free_port, start_server
-from .floor import LiveFloor
+from .floor import LiveFloor, assert_names_its_branch
 
 pytestmark = pytest.mark.browser
 
@@ -116,6 +116,7 @@ def test_display_calls_announces_and_recalls(lang, browser, live_server, lobby, 
     context, page, errors = open_display(browser, live_server, floor.token, other)
     try:
         assert page.locator("html").get_attribute("lang") == lang
+        assert_names_its_branch(page, floor.code)
         expect(page.get_by_test_id("waiting-teller")).to_contain_text("3")
         expect(page.get_by_test_id("message")).to_have_text(
             "Selamat datang" if lang == "id" else "Welcome"

@@ -22,7 +22,7 @@ from queue_app.tickets import remote
 from ..apihelp import fast_passwords
 from ..conftest import empty_database
 from .conftest import PHONE
-from .floor import LiveFloor
+from .floor import LiveFloor, assert_names_its_branch
 
 pytestmark = pytest.mark.browser
 
@@ -128,6 +128,7 @@ def test_tracking_follows_the_queue_live_and_calls_loudly(
     expect(ahead).to_have_text("3")
     expect(page.get_by_text(TEXT[lang]["ahead"])).to_be_visible()
     expect(page.get_by_test_id("live")).to_be_visible()
+    assert_names_its_branch(page, shop.code)
     fits_the_screen(page)
     shoot(page, screenshot_dir, f"mobile-{lang}-1-waiting")
 

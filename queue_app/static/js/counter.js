@@ -482,6 +482,7 @@
     setConnection("reconnecting");
     window.QueueFloor.connect({
       auth: { branch: root.dataset.branch },
+      branch: root.dataset.branch,
       onSnapshot: function () { refreshSoon(0); },
       onChange: function (event) {
         // any change in the branch may move the waiting list or this counter

@@ -305,6 +305,7 @@
 
   window.queueDisplay = QueueFloor.connect({
     auth: { device: "display" },
+    branch: config.branch,
     onSnapshot: onSnapshot,
     onChange: onChange,
     onStatus: onStatus,

@@ -2,6 +2,7 @@
  *
  *   const floor = QueueFloor.connect({
  *     auth: {branch: "JKT01"},        // or {ticket: token}, {device: "display"}, {} ...
+ *     branch: "JKT01",                // the branch's code, for the proxy (optional)
  *     onSnapshot(snap) {},            // the whole state for this audience; render from it
  *     onChange(change) {},            // one change, in sequence order, never twice
  *     onStatus(state, detail) {},     // "connecting" | "online" | "offline" | "refused"
@@ -52,6 +53,9 @@
 
     var socket = io((opts.url || "") + "/floor", {
       auth: opts.auth || {},
+      // the branch's code, in the handshake's URL: the reverse proxy sends every socket of a
+      // branch to the same realtime process (README, nginx), which alone reads its changes
+      query: opts.branch ? { branch: opts.branch } : {},
       transports: opts.transports,
       reconnectionDelay: 1000,
       reconnectionDelayMax: 5000,

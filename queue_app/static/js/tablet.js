@@ -395,6 +395,7 @@
   if (window.QueueFloor && window.io) {
     T.floor = window.QueueFloor.connect({
       auth: { device: "feedback" },
+      branch: document.body.dataset.branch,
       onSnapshot: function (snap) { offer(snap.survey); },
       onChange: function (change) { if (change.survey) offer(change.survey); },
       onStatus: function (state) { T.status = state; renderStatus(); },

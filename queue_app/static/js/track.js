@@ -162,6 +162,7 @@
   hook.render = render;
   hook.floor = window.QueueFloor.connect({
     auth: { ticket: data.token },
+    branch: data.branch,
     onSnapshot: function (snap) { if (snap.ticket) render(snap.ticket); },
     onChange: function (change) {
       if (change.self && change.kind === "arrived") {
