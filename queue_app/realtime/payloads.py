@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
 from ..customers.privacy import mask_name
@@ -97,12 +97,18 @@ def ticket_staff(ticket: Ticket, status: str | None = None) -> dict:
     }
 
 
-def service_queues(session, branch: Branch, service_ids=None) -> list[dict]:
+def service_queues(
+    session, branch: Branch, service_ids=None, *, serving=None, event_seq=None
+) -> list[dict]:
     """Waiting count and the estimated wait of a ticket taken now, per active service.
 
     The estimate is the estimator's (`waits.live`, made at the branch's last change, at most
     once per `EWT_MIN_INTERVAL_S`): `estimated_wait_s` (its mean) and `estimated_wait_range`
     ({low_s, high_s}, what customers read as "10-15 min"); None while no counter serves it.
+
+    `serving` (open counters per service id, `queries.open_counters`) and `event_seq` (as
+    `waits.live.branch_estimates` takes it): what the caller read in this transaction already
+    (`_floor`); None: read here.
     """
     from ..waits import live
 
@@ -117,16 +123,17 @@ def service_queues(session, branch: Branch, service_ids=None) -> list[dict]:
             .group_by(Ticket.service_id)
         ).all()
     )
-    serving = dict(
-        session.execute(
-            select(CounterService.service_id, func.count())
-            .join(Counter, Counter.id == CounterService.counter_id)
-            .where(Counter.branch_id == branch.id, Counter.status == CounterStatus.OPEN)
-            .group_by(CounterService.service_id)
-        ).all()
-    )
+    if serving is None:
+        serving = dict(
+            session.execute(
+                select(CounterService.service_id, func.count())
+                .join(Counter, Counter.id == CounterService.counter_id)
+                .where(Counter.branch_id == branch.id, Counter.status == CounterStatus.OPEN)
+                .group_by(CounterService.service_id)
+            ).all()
+        )
     result = []
-    estimates = live.branch_estimates(branch) if serving else None
+    estimates = live.branch_estimates(branch, event_seq=event_seq) if serving else None
     for service in branch.services:
         if not service.active or (service_ids is not None and service.id not in service_ids):
             continue
@@ -173,19 +180,51 @@ def last_calls(session, branch_id: int, limit: int = LAST_CALLS) -> list[dict]:
     ]
 
 
+def _public_before_query(branch_id: int, seq: int):
+    return select(func.max(JourneyEvent.seq)).where(
+        JourneyEvent.branch_id == branch_id,
+        JourneyEvent.seq < seq,
+        JourneyEvent.kind.not_in(PUBLIC_QUIET),
+    )
+
+
 def _public_before(session, branch_id: int, seq: int) -> int:
     """The sequence number of the branch's last entry before `seq` that displays and kiosks
     heard (0 when none)."""
-    return (
-        session.scalar(
-            select(func.max(JourneyEvent.seq)).where(
-                JourneyEvent.branch_id == branch_id,
-                JourneyEvent.seq < seq,
-                JourneyEvent.kind.not_in(PUBLIC_QUIET),
-            )
+    return session.scalar(_public_before_query(branch_id, seq)) or 0
+
+
+def _floor(
+    session, branch_id: int, *, services: bool = True, public_before: int | None = None
+) -> tuple[Branch, int | None]:
+    """The branch read afresh with its counters, their staff and service links in one
+    statement, and with `services` its services in a second: what the pushes show of it,
+    without a lazy load per relationship.
+
+    Afresh (`populate_existing`: whatever the session held of it is overwritten): its
+    `event_seq` is the committed sequence as of this read, in this transaction, and it is read
+    before any row the pushes show next to an estimate; `waits.live` keys its estimate by it
+    instead of reading it again (the state it estimates is then never older than that key,
+    as when it reads it itself). `public_before`: also `_public_before(..., public_before)`, in
+    the same statement, returned second (None without it)."""
+    columns = [Branch]
+    if public_before is not None:
+        columns.append(_public_before_query(branch_id, public_before).scalar_subquery())
+    counters = joinedload(Branch.counters)
+    options = [counters.joinedload(Counter.staff), counters.joinedload(Counter.service_links)]
+    if services:
+        options.append(selectinload(Branch.services))
+    row = (
+        session.execute(
+            select(*columns)
+            .where(Branch.id == branch_id)
+            .options(*options)
+            .execution_options(populate_existing=True)
         )
-        or 0
+        .unique()
+        .one()
     )
+    return row[0], (row[1] or 0) if public_before is not None else None
 
 
 def _seq(session, branch_id: int) -> int:
@@ -279,15 +318,16 @@ def feedback_snapshot(session, device) -> dict:
     }
 
 
-def ticket_view(ticket: Ticket) -> dict:
+def ticket_view(ticket: Ticket, *, event_seq: int | None = None) -> dict:
     """A ticket's public view with its place and the estimator's wait and range
-    (`waits.live`), both None unless it waits and an open counter serves it."""
+    (`waits.live`), both None unless it waits and an open counter serves it. `event_seq`: as
+    `waits.live.branch_estimates` takes it."""
     from ..waits import live
 
-    position, estimate = queries.standing(ticket)
+    position, estimate = queries.standing(ticket, event_seq=event_seq)
     wire = {"estimated_wait_s": None, "estimated_wait_range": None}
     if estimate is not None:
-        wire = live.wire(queries.ticket_estimate(ticket))
+        wire = live.wire(queries.ticket_estimate(ticket, event_seq=event_seq))
     return {
         **ticket_public(ticket),
         "position": position,
@@ -321,7 +361,8 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
     """`changes_for` in two steps, so the caller can send the first before the second is
     built: the entries' own pushes (display, kiosk, staff and the ticket's room), then the new
     places of the other waiting tickets (one room per ticket: the costly part). The caller may
-    end the read transaction between the steps; the second reads the waiting tickets afresh.
+    end the read transaction between the steps; the second reads the waiting tickets and the
+    branch with its counters afresh (`_floor`): nothing the first step read is reused in it.
 
     `wanted(room)`: only the pushes of rooms it accepts (the rooms somebody listens to);
     the places are computed only when a waiting ticket's room is wanted."""
@@ -334,7 +375,11 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
     ).all()
     if not events:
         return
-    branch = session.get(Branch, branch_id)
+    # `prev` of the public pushes: the entry before each that displays and kiosks heard
+    public = any(want(f"{a}:{branch_id}") for a in ("display", "kiosk"))
+    branch, public_prev = _floor(
+        session, branch_id, public_before=events[0].seq if public else None
+    )
     ticket_ids = {e.ticket_id for e in events if e.ticket_id}
     tickets = {
         t.id: t
@@ -347,17 +392,17 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
         )
     }
     counters = {c.id: c for c in branch.counters}
-    # `prev` of the public pushes: the entry before each that displays and kiosks heard
-    public_prev = None
-    if any(want(f"{a}:{branch_id}") for a in ("display", "kiosk")):
-        public_prev = _public_before(session, branch_id, events[0].seq)
     touched: set[int] = set()
     for e in events:
         if e.ticket_id in tickets:
             touched.add(tickets[e.ticket_id].service_id)
         if e.counter_id in counters and e.kind.startswith("counter_"):
             touched.update(s.id for s in counters[e.counter_id].services)
-    queues = service_queues(session, branch, touched) if touched else []
+    seq = branch.event_seq
+    serving = queries.open_counters(branch_id, branch.counters)[0]
+    queues = (
+        service_queues(session, branch, touched, serving=serving, event_seq=seq) if touched else []
+    )
     out: list[tuple[str, dict]] = []
     for e in events:
         ticket = tickets.get(e.ticket_id)
@@ -416,7 +461,11 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
             out.append(
                 (
                     f"ticket:{ticket.id}",
-                    {**base, "self": True, "ticket": {**ticket_view(ticket), "status": status}},
+                    {
+                        **base,
+                        "self": True,
+                        "ticket": {**ticket_view(ticket, event_seq=seq), "status": status},
+                    },
                 )
             )
     # what the second step needs, as plain values: the caller may end the transaction (and
@@ -450,13 +499,21 @@ def _places(session, branch_id: int, base: dict, want, include) -> list[tuple[st
         .order_by(Ticket.queue_since, Ticket.id)
     ).all()
     listening = {t.id for t in waiting if want(f"ticket:{t.id}")}
-    standings = queries.standings(branch_id, waiting) if listening else {}
+    standings, seq = {}, None
+    if listening:
+        # read in this step's transaction: nothing of the first step's is reused
+        branch, _ = _floor(session, branch_id, services=False)
+        seq = branch.event_seq
+        opened = queries.open_counters(branch_id, branch.counters)
+        standings = queries.standings(branch_id, waiting, opened=opened, event_seq=seq)
     out = []
     for t in waiting:
         if t.id not in listening or not include(t):
             continue
         position, estimate = standings[t.id]
-        wire = live.wire(queries.ticket_estimate(t) if estimate is not None else None)
+        wire = live.wire(
+            queries.ticket_estimate(t, event_seq=seq) if estimate is not None else None
+        )
         out.append(
             (
                 f"ticket:{t.id}",
@@ -492,8 +549,10 @@ def estimate_steps(session, branch: Branch, estimate, wanted=None):
     out: list[tuple[str, dict]] = []
     rooms = [f"{a}:{branch_id}" for a in ("display", "kiosk", "staff")]
     if any(want(room) for room in rooms):
-        queues = service_queues(session, branch)
-        public = {**base, "prev": _public_before(session, branch_id, seq + 1), "queues": queues}
+        fresh, prev = _floor(session, branch_id, public_before=seq + 1)
+        serving = queries.open_counters(branch_id, fresh.counters)[0]
+        queues = service_queues(session, fresh, serving=serving, event_seq=fresh.event_seq)
+        public = {**base, "prev": prev, "queues": queues}
         for room in rooms[:2]:
             if want(room):
                 out.append((room, public))

@@ -21,14 +21,14 @@ def ticket_by_token(token: str) -> Ticket | None:
     )
 
 
-def standing(ticket: Ticket) -> tuple[int | None, int | None]:
+def standing(ticket: Ticket, *, event_seq: int | None = None) -> tuple[int | None, int | None]:
     """(position, estimated wait in seconds) of a waiting ticket, in one query.
 
     Position 1 is the next in line of the ticket's queue; a ticket sent to one counter queues
     among the tickets sent to that counter. The estimate is the estimator's (`waits.live`, the
     mean of its simulated waits from the branch's last change). Both are None when the ticket
     is not waiting; the estimate is None when no counter for it is open: no number is better
-    than an invented one.
+    than an invented one. `event_seq`: as `waits.live.branch_estimates` takes it.
     """
     if ticket.status != TicketStatus.WAITING:
         return None, None
@@ -64,7 +64,7 @@ def standing(ticket: Ticket) -> tuple[int | None, int | None]:
     pos = row.ahead + 1
     if row.open == 0:
         return pos, None
-    return pos, estimated_wait(ticket)
+    return pos, estimated_wait(ticket, event_seq=event_seq)
 
 
 def issue_standing(ticket: Ticket) -> tuple[int | None, int | None]:
@@ -86,41 +86,61 @@ def issue_standing(ticket: Ticket) -> tuple[int | None, int | None]:
     return ahead + 1, ticket.quoted_wait_s
 
 
-def ticket_estimate(ticket: Ticket):
+def ticket_estimate(ticket: Ticket, *, event_seq: int | None = None):
     """The estimator's `Estimate` of a waiting ticket (`waits.live`, cached per branch change);
-    None when no open counter serves it."""
+    None when no open counter serves it. `event_seq`: as `waits.live.branch_estimates` takes
+    it."""
     from ..waits import live
 
-    return live.branch_estimates(ticket.branch).ticket_wait(ticket)
+    return live.branch_estimates(ticket.branch, event_seq=event_seq).ticket_wait(ticket)
 
 
-def estimated_wait(ticket: Ticket) -> int | None:
+def estimated_wait(ticket: Ticket, *, event_seq: int | None = None) -> int | None:
     from ..waits import live
 
-    return live.wire(ticket_estimate(ticket))["estimated_wait_s"]
+    return live.wire(ticket_estimate(ticket, event_seq=event_seq))["estimated_wait_s"]
 
 
-def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int | None]]:
-    """`standing` of every ticket of a branch's whole waiting list, in two queries.
+def open_counters(
+    branch_id: int, counters: list[Counter] | None = None
+) -> tuple[dict[int, int], set[int]]:
+    """(the number of open counters serving each service, by service id; the ids of the open
+    counters) of a branch, in one query; none when `counters` is given: the branch's counters
+    (all of them, `Branch.counters`) read with their service links in this transaction."""
+    if counters is None:
+        rows = db.session.execute(
+            select(Counter.id, CounterService.service_id)
+            .outerjoin(CounterService, CounterService.counter_id == Counter.id)
+            .where(Counter.branch_id == branch_id, Counter.status == CounterStatus.OPEN)
+        ).all()
+    else:
+        opened = [c for c in counters if c.status == CounterStatus.OPEN]
+        rows = [(c.id, None) for c in opened]
+        rows += [(c.id, link.service_id) for c in opened for link in c.service_links]
+    by_service: dict[int, int] = {}
+    ids: set[int] = set()
+    for counter_id, service_id in rows:
+        ids.add(counter_id)
+        if service_id is not None:
+            by_service[service_id] = by_service.get(service_id, 0) + 1
+    return by_service, ids
+
+
+def standings(
+    branch_id: int,
+    waiting: list[Ticket],
+    *,
+    opened: tuple[dict[int, int], set[int]] | None = None,
+    event_seq: int | None = None,
+) -> dict[int, tuple[int, int | None]]:
+    """`standing` of every ticket of a branch's whole waiting list, in one query (none when
+    `opened` is given: `open_counters` as the caller read it in this transaction).
 
     `waiting` must be all the branch's waiting tickets in queue order (`waiting_tickets`):
     positions are then counted in that order, queue by queue, instead of one count per ticket.
+    `event_seq`: as `waits.live.branch_estimates` takes it.
     """
-    open_by_service = dict(
-        db.session.execute(
-            select(CounterService.service_id, func.count())
-            .join(Counter, Counter.id == CounterService.counter_id)
-            .where(Counter.branch_id == branch_id, Counter.status == CounterStatus.OPEN)
-            .group_by(CounterService.service_id)
-        ).all()
-    )
-    open_counters = set(
-        db.session.scalars(
-            select(Counter.id).where(
-                Counter.branch_id == branch_id, Counter.status == CounterStatus.OPEN
-            )
-        )
-    )
+    open_by_service, open_ids = opened if opened is not None else open_counters(branch_id)
     from ..waits import live
 
     estimates = None
@@ -129,7 +149,7 @@ def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int
     for ticket in waiting:
         if ticket.target_counter_id is not None:
             queue = ("counter", ticket.target_counter_id)
-            serving = 1 if ticket.target_counter_id in open_counters else 0
+            serving = 1 if ticket.target_counter_id in open_ids else 0
         else:
             queue = ("service", ticket.service_id)
             serving = open_by_service.get(ticket.service_id, 0)
@@ -138,7 +158,7 @@ def standings(branch_id: int, waiting: list[Ticket]) -> dict[int, tuple[int, int
         wait = None
         if serving:
             if estimates is None:
-                estimates = live.branch_estimates(ticket.branch)
+                estimates = live.branch_estimates(ticket.branch, event_seq=event_seq)
             wait = live.wire(estimates.ticket_wait(ticket))["estimated_wait_s"]
         result[ticket.id] = (pos, wait)
     return result

@@ -336,6 +336,7 @@ def branch_estimates(
     branch: Branch,
     now: datetime | None = None,
     *,
+    event_seq: int | None = None,
     runs: int | None = None,
     weeks: int = 4,
     clock=time.monotonic,
@@ -347,10 +348,15 @@ def branch_estimates(
     `now`: the moment of the state; None: the time of the branch's last journal entry (or the
     clock when it has none). At most one run per branch per `EWT_MIN_INTERVAL_S` of `clock`:
     within it, a change is pending and the last result is returned. With `EWT_SHARED`, at most
-    one run per branch per interval in the whole network (`_shared_estimates`)."""
+    one run per branch per interval in the whole network (`_shared_estimates`).
+
+    `event_seq`: the branch's sequence as the caller read its row in this transaction, before
+    anything it shows next to the estimate (the realtime pushes); None: read here."""
     runs = _runs(runs)
     # the committed sequence, not the object's: an object kept across commits lags behind
-    seq = db.session.scalar(select(Branch.event_seq).where(Branch.id == branch.id))
+    seq = event_seq
+    if seq is None:
+        seq = db.session.scalar(select(Branch.event_seq).where(Branch.id == branch.id))
     key = (branch.id, seq, runs)
     with _lock:
         cached = _results.get(key)
