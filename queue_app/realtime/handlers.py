@@ -8,6 +8,9 @@
 | signed-in staff | session cookie + auth `{"branch": code}` | `staff:<branch id>` |
 | a customer's phone | auth `{"ticket": visit token}` | `ticket:<ticket id>` |
 
+A phone also joins `phones:<branch id>` and a tablet `tablets:<branch id>`: never sent to, they
+tell the pusher whether anyone of the branch listens in this process (`pushes.py`).
+
 Anything else is refused with a reason. The only client event is `snapshot` (with an ack),
 rate-limited per connection; every event re-checks that the connection is still allowed
 (a revoked device, a signed-out or changed account is disconnected). Connections also join
@@ -34,7 +37,7 @@ from ..extensions import db
 from ..tickets.queries import ticket_by_token
 from . import dashboard, payloads
 from .disconnects import browser_key, browser_room, device_room, user_room
-from .pushes import phones_room
+from .pushes import phones_room, tablets_room
 
 SNAPSHOT_BURST = 5  # snapshot requests a connection may make at once
 SNAPSHOT_REFILL_S = 2.0  # ... and then one per this many seconds
@@ -50,7 +53,8 @@ class Connection:
     user_id: int | None = None
     session_version: int | None = None
     browser: str | None = None  # staff: `disconnects.browser_key` of the session cookie
-    # dashboard: more branch rooms (`dashboard.py`); phone: the branch's `phones_room`
+    # dashboard: more branch rooms (`dashboard.py`); phone, feedback tablet: the branch's
+    # `phones_room`, `tablets_room`
     extra_rooms: tuple[str, ...] = ()
     tokens: float = SNAPSHOT_BURST
     refilled: float = field(default_factory=time.monotonic)
@@ -133,6 +137,7 @@ class FloorNamespace(Namespace):
                     device.branch_id,
                     f"feedback:{device.branch_id}:{device.counter_id}",
                     device_id=device.id,
+                    extra_rooms=(tablets_room(device.branch_id),),
                 )
             return Connection(
                 kind.value,

@@ -61,6 +61,12 @@ def phones_room(branch_id: int) -> str:
     return f"phones:{branch_id}"
 
 
+def tablets_room(branch_id: int) -> str:
+    """Every feedback tablet of the branch (`feedback:<branch>:<counter>` is each one's own
+    room), as `phones_room`. Never sent to."""
+    return f"tablets:{branch_id}"
+
+
 # a deferred estimate wakes this long after the interval ends (more than `deferred.SLACK_S`):
 # then the estimator may run for sure
 WAKE_AFTER_S = 0.01
@@ -200,8 +206,8 @@ class Pusher:
             branch_id: seqs
             for branch_id, seqs in batch.items()
             if wanted(phones_room(branch_id))
+            or wanted(tablets_room(branch_id))
             or any(wanted(f"{kind}:{branch_id}") for kind in AUDIENCES)
-            or _tablets(rooms, branch_id)
         }
         if not todo:
             return
@@ -294,15 +300,6 @@ class Pusher:
                         self.sent += len(step)
             finally:
                 db.session.rollback()
-
-
-def _tablets(rooms: dict, branch_id: int) -> bool:
-    """Whether a feedback tablet of the branch listens here (`feedback:<branch>:<counter>`)."""
-    prefix = f"feedback:{branch_id}:"
-    return any(
-        isinstance(room, str) and room.startswith(prefix) and members
-        for room, members in list(rooms.items())
-    )
 
 
 def pusher(app=None) -> Pusher | None:
