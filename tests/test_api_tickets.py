@@ -17,6 +17,7 @@ from .apihelp import (
     post,
     row_counts,
 )
+from .sqlcount import first_table, statements_sent
 
 ACTIONS = ["call", "start", "finish", "recall", "no-show", "transfer", "hold", "resume", "cancel"]
 
@@ -507,25 +508,10 @@ def test_a_counter_of_another_branch_cannot_call_here(client, floor, desk):
 
 
 def _selects(fn):
-    """The tables the SELECT statements sent by `fn` on this thread read first (after FROM)."""
-    import re
-    import threading
-
-    from sqlalchemy import event
-
-    me, tables = threading.get_ident(), []
-
-    def before(conn, cursor, statement, *args):
-        if threading.get_ident() == me and statement.lstrip().upper().startswith("SELECT"):
-            found = re.search(r"\bFROM\s+(\w+)", statement, re.IGNORECASE)
-            tables.append(found.group(1) if found else statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
+    """`fn()`, and the tables its SELECT statements read first (`sqlcount.first_table`)."""
+    with statements_sent() as sent:
         result = fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return result, tables
+    return result, [first_table(s) for s in sent if s.lstrip().upper().startswith("SELECT")]
 
 
 def test_start_and_finish_read_the_ticket_with_what_they_check_in_one_statement(

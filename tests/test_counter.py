@@ -6,11 +6,10 @@ in a bounded number of queries.
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from queue_app.accounts.models import Role
 from queue_app.branches.models import CounterStatus
@@ -23,6 +22,7 @@ from queue_app.tickets import services as engine
 from queue_app.tickets.models import Priority, Ticket, TicketStatus
 
 from .apihelp import build_floor, fast_passwords
+from .sqlcount import statements_sent
 
 
 @pytest.fixture
@@ -442,22 +442,10 @@ def test_an_anonymous_ticket_has_no_customer_panel(client, floor):
 
 
 def count_queries(fn):
-    """The statements `fn` sends, on this thread (realtime pushes read on threads of their own)."""
-    statements = []
-    me = threading.get_ident()
-
-    def before(conn, cursor, statement, *args):
-        if threading.get_ident() != me:
-            return
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT")):
-            statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
+    """`fn()`, and the statements it sends on this thread (`sqlcount.statements_sent`)."""
+    with statements_sent() as sent:
         result = fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return result, statements
+    return result, sent
 
 
 def test_customer_history_takes_two_queries_whatever_the_number_of_visits(floor, returning):

@@ -4,10 +4,9 @@ what was read not read again (`realtime/payloads.py` `_floor`)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from queue_app.branches.models import Branch
@@ -17,6 +16,8 @@ from queue_app.realtime.payloads import change_steps, estimate_steps
 from queue_app.tickets import services as engine
 from queue_app.tickets.queries import waiting_tickets
 from queue_app.waits import live
+
+from .sqlcount import statements_sent
 
 # statements of `change_steps` for a `called` entry with a display, the staff and phones
 # listening: 5 for the entry's own pushes (its journal row, the branch with its counters, its
@@ -31,29 +32,19 @@ def counted(steps):
     """Run the steps as `pushes.Pusher` does (a reader's transaction, ended between the
     steps): the pushes of each step and the statements it sent (this thread's only: an
     after-commit worker may be reading meanwhile)."""
-    me = threading.get_ident()
-    current: list[str] = []
-
-    def before(_conn, _cursor, statement, *_args):
-        if threading.get_ident() != me:
-            return
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT")):
-            current.append(statement)
-
     pushes, statements = [], []
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        if not db.session().in_transaction():
-            read_only(db.session)
-        for step in steps:
+    with statements_sent() as current:
+        try:
+            if not db.session().in_transaction():
+                read_only(db.session)
+            for step in steps:
+                db.session.rollback()
+                read_only(db.session)
+                pushes.append(step)
+                statements.append(list(current))
+                current.clear()
+        finally:
             db.session.rollback()
-            read_only(db.session)
-            pushes.append(step)
-            statements.append(list(current))
-            current.clear()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-        db.session.rollback()
     return pushes, statements
 
 
