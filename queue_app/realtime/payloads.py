@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from ..branches.models import Branch, Counter, CounterService, CounterStatus, Service
+from ..branches.models import Branch, Counter, Service
 from ..customers.privacy import mask_name
 from ..tickets import queries
 from ..tickets.models import JourneyEvent, Ticket, TicketStatus
@@ -124,14 +124,7 @@ def service_queues(
         ).all()
     )
     if serving is None:
-        serving = dict(
-            session.execute(
-                select(CounterService.service_id, func.count())
-                .join(Counter, Counter.id == CounterService.counter_id)
-                .where(Counter.branch_id == branch.id, Counter.status == CounterStatus.OPEN)
-                .group_by(CounterService.service_id)
-            ).all()
-        )
+        serving = queries.open_counters(branch.id)[0]
     result = []
     estimates = live.branch_estimates(branch, event_seq=event_seq) if serving else None
     for service in branch.services:
@@ -181,17 +174,13 @@ def last_calls(session, branch_id: int, limit: int = LAST_CALLS) -> list[dict]:
 
 
 def _public_before_query(branch_id: int, seq: int):
+    """The sequence number of the branch's last entry before `seq` that displays and kiosks
+    heard (NULL when none)."""
     return select(func.max(JourneyEvent.seq)).where(
         JourneyEvent.branch_id == branch_id,
         JourneyEvent.seq < seq,
         JourneyEvent.kind.not_in(PUBLIC_QUIET),
     )
-
-
-def _public_before(session, branch_id: int, seq: int) -> int:
-    """The sequence number of the branch's last entry before `seq` that displays and kiosks
-    heard (0 when none)."""
-    return session.scalar(_public_before_query(branch_id, seq)) or 0
 
 
 def _floor(
@@ -205,8 +194,8 @@ def _floor(
     `event_seq` is the committed sequence as of this read, in this transaction, and it is read
     before any row the pushes show next to an estimate; `waits.live` keys its estimate by it
     instead of reading it again (the state it estimates is then never older than that key,
-    as when it reads it itself). `public_before`: also `_public_before(..., public_before)`, in
-    the same statement, returned second (None without it)."""
+    as when it reads it itself). `public_before`: also `_public_before_query(..., public_before)`
+    in the same statement, returned second (0 when none; None without it)."""
     columns = [Branch]
     if public_before is not None:
         columns.append(_public_before_query(branch_id, public_before).scalar_subquery())
