@@ -2,10 +2,12 @@
 resume, cancel; illegal transitions (409), validation (422) and a whole visit."""
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from queue_app.branches.models import Counter
 from queue_app.extensions import db
+from queue_app.tickets import services as tickets
 from queue_app.tickets.models import JourneyEvent, Ticket, TicketStatus, Visit
 
 from .apihelp import (
@@ -518,18 +520,90 @@ def test_start_and_finish_read_the_ticket_with_what_they_check_in_one_statement(
     client, floor, desk
 ):
     """The token comes with its user and the user's branches, the locked ticket with its
-    counter, visit and service: no statement of its own reads any of them."""
+    counter, visit and service: no statement of its own reads any of them. The ticket is
+    read once: the view's lookup locks it, and the action takes it from there."""
     called = _called(client, desk)
     db.session.expire_all()
     started, reads = _selects(lambda: ok(post(client, f"/tickets/{called['id']}/start", desk["h"])))
     assert started["status"] == "serving"
-    assert reads.count("tickets") == 2, reads  # found (404), then locked with the rest
+    assert reads.count("tickets") == 1, reads  # found (404) and locked with the rest
     assert not {"branches", "counters", "visits", "services", "users"} & set(reads), reads
     db.session.expire_all()
     finished, reads = _selects(
         lambda: ok(post(client, f"/tickets/{called['id']}/finish", desk["h"]))
     )
     assert finished["status"] == "finished" and finished["finished_at"] is not None
-    assert reads.count("tickets") == 2, reads
+    assert reads.count("tickets") == 1, reads
     assert not {"branches", "counters", "visits", "services", "users"} & set(reads), reads
     assert db.session.get(Ticket, called["id"]).visit.closed_at is not None
+
+
+def test_call_next_reads_the_counter_once_and_the_queue_with_the_counters_own_ticket(
+    client, floor, desk
+):
+    """The view's lookup locks the counter and the action takes it from there; the services
+    the counter's staff may serve are one statement (no load of the services or of the
+    competences); the waiting tickets and the ticket the counter may still have are one read;
+    the claimed ticket comes with the service its answer names."""
+    issue(client, "teller")
+    db.session.expire_all()
+    called, reads = _selects(
+        lambda: ok(post(client, f"/counters/{desk['teller']}/call-next", desk["h"]))
+    )
+    assert (called["status"], called["service"]) == ("called", "teller")
+    assert called["service_name"]
+    assert reads.count("counters") == 1, reads
+    assert reads.count("counter_services") == 1, reads
+    assert not {"services", "user_services"} & set(reads), reads
+    # the queue with the counter's own ticket, the claim, and whether a customer near the
+    # front of this queue is to be told (notify)
+    assert reads.count("tickets") == 3, reads
+
+
+def test_call_next_still_refuses_while_the_counter_has_a_ticket(client, floor, desk):
+    """The counter's own ticket, read with the queue, stops the call: called, then serving."""
+    first = _called(client, desk)
+    issue(client, "teller")
+    for status in ("called", "serving"):
+        response = post(client, f"/counters/{desk['teller']}/call-next", desk["h"])
+        error = assert_error(response, 409, "counter_busy")
+        assert f"{first['number']} ({status})" in error["message"], error
+        if status == "called":
+            ok(post(client, f"/tickets/{first['id']}/start", desk["h"]))
+    waiting = db.session.scalars(select(Ticket).where(Ticket.status == TicketStatus.WAITING)).all()
+    assert len(waiting) == 1
+
+
+def test_a_row_is_locked_once_per_transaction(client, floor, desk):
+    """A second lock of the same ticket in one transaction sends nothing and gives the same
+    object; after the commit the next lock reads (and locks) it again."""
+    ticket_id = _called(client, desk)["id"]
+    db.session.commit()
+    with statements_sent() as sent:
+        first = tickets.lock_ticket(ticket_id)
+        again = tickets.lock_ticket(ticket_id)
+    assert again is first and len(sent) == 1, sent
+    db.session.commit()
+    with statements_sent() as sent:
+        tickets.lock_ticket(ticket_id)
+    assert len(sent) == 1, sent
+    db.session.rollback()
+
+
+def test_a_savepoint_rolled_back_forgets_the_locks_taken_in_it(client, floor, desk, is_postgres):
+    """Rolling back to a savepoint releases the row locks taken after it (PostgreSQL): the
+    next lock must take the lock again, not trust the memory of it."""
+    ticket_id = _called(client, desk)["id"]
+    db.session.commit()
+    savepoint = db.session.begin_nested()
+    tickets.lock_ticket(ticket_id)
+    savepoint.rollback()
+    with statements_sent() as sent:
+        tickets.lock_ticket(ticket_id)
+    assert len(sent) == 1, sent
+    if is_postgres:  # the lock is really held again: another connection cannot take it
+        with db.engine.connect() as other, pytest.raises(OperationalError, match="lock"):
+            other.execute(
+                text("SELECT id FROM tickets WHERE id = :id FOR UPDATE NOWAIT"), {"id": ticket_id}
+            )
+    db.session.rollback()

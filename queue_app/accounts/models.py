@@ -87,9 +87,13 @@ class User(UserMixin, db.Model):
     def can_work_floor(self, branch: Branch) -> bool:
         return self.active and self.role in FLOOR_ROLES and self.belongs_to(branch)
 
+    @property
+    def stands_in_for_anyone(self) -> bool:
+        """Admins and managers may serve every service, whatever their competences."""
+        return self.role in {Role.ADMIN, Role.BRANCH_MANAGER}
+
     def is_competent(self, service: Service) -> bool:
-        # admins and managers stand in for anyone
-        if self.role in {Role.ADMIN, Role.BRANCH_MANAGER}:
+        if self.stands_in_for_anyone:
             return True
         return any(s.id == service.id for s in self.competences)
 

@@ -5,7 +5,7 @@ from ..extensions import db
 from ..tickets import services as tickets
 from . import presenters
 from .auth import require_floor, staff_endpoint
-from .lookups import counter_or_404
+from .lookups import counter_or_404, locked_counter_or_404
 from .parsing import Blueprint
 from .schemas import CounterSchema, EmptySchema, PauseSchema, TicketSchema
 
@@ -57,7 +57,7 @@ def close_counter(_data, counter_id):
 @blp.alt_response(204, description="nobody waits for this counter", success=True)
 def call_next(_data, counter_id):
     """Call the next ticket by the branch's routing rules."""
-    counter = counter_or_404(counter_id)
+    counter = locked_counter_or_404(counter_id)
     require_floor(counter.branch)
     ticket = tickets.call_next(counter, g.user, now=utcnow())
     if ticket is None:

@@ -1,12 +1,16 @@
 """Loading what a URL (or a request body) names, or answering 404 (or 422) with a message."""
 
+import contextlib
+
 from flask import abort
 from flask_smorest import abort as abort_with
 from sqlalchemy import select
 
 from ..branches.models import Branch, Counter, Service
+from ..core.errors import NotFound
 from ..extensions import db
 from ..tickets import queries
+from ..tickets import services as tickets
 from ..tickets.models import Ticket
 
 # ids are INTEGER columns: a larger number names nothing (and must not reach the database,
@@ -64,6 +68,18 @@ def counter_or_404(counter_id: int) -> Counter:
     return counter
 
 
+def locked_counter_or_404(counter_id: int) -> Counter:
+    """`counter_or_404`, locked for this transaction (`tickets.services.lock_counter`): for an
+    action on the counter, which then reads it no more."""
+    counter = None
+    if _plausible_id(counter_id):
+        with contextlib.suppress(NotFound):
+            counter = tickets.lock_counter(counter_id)
+    if counter is None:
+        abort(404, description=f"no counter {counter_id}")
+    return counter
+
+
 def counter_in_body(counter_id: int, field: str = "counter_id") -> Counter:
     counter = db.session.get(Counter, counter_id) if _plausible_id(counter_id) else None
     if counter is None:
@@ -82,4 +98,16 @@ def ticket_by_token_or_404(token: str) -> Ticket:
     ticket = queries.ticket_by_token(token) if _plausible_key(token) else None
     if ticket is None:
         abort(404, description="no ticket has this token")
+    return ticket
+
+
+def locked_ticket_or_404(ticket_id: int) -> Ticket:
+    """`ticket_or_404`, locked for this transaction (`tickets.services.lock_ticket`): only for
+    an action that locks nothing but the ticket, which then reads it no more."""
+    ticket = None
+    if _plausible_id(ticket_id):
+        with contextlib.suppress(NotFound):
+            ticket = tickets.lock_ticket(ticket_id)
+    if ticket is None:
+        abort(404, description=f"no ticket {ticket_id}")
     return ticket

@@ -7,7 +7,13 @@ from ..extensions import db
 from ..tickets import services as tickets
 from . import presenters
 from .auth import documents_errors, require_floor, staff_endpoint
-from .lookups import counter_in_body, service_in_body, ticket_by_token_or_404, ticket_or_404
+from .lookups import (
+    counter_in_body,
+    locked_ticket_or_404,
+    service_in_body,
+    ticket_by_token_or_404,
+    ticket_or_404,
+)
 from .parsing import Blueprint
 from .schemas import (
     CallSchema,
@@ -33,6 +39,14 @@ def follow_ticket(token):
 
 def _staff_ticket(ticket_id):
     ticket = ticket_or_404(ticket_id)
+    require_floor(ticket.branch)
+    return ticket
+
+
+def _locked_staff_ticket(ticket_id):
+    """`_staff_ticket`, locked: for the actions that lock only the ticket (see
+    `tickets.services.lock_ticket`), which then read it once."""
+    ticket = locked_ticket_or_404(ticket_id)
     require_floor(ticket.branch)
     return ticket
 
@@ -76,7 +90,7 @@ def call(data, ticket_id):
 @blp.response(200, TicketSchema)
 def start(_data, ticket_id):
     """The customer has arrived at the counter: service starts."""
-    return _done(tickets.start(_staff_ticket(ticket_id), g.user, now=utcnow()))
+    return _done(tickets.start(_locked_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/finish")
@@ -85,7 +99,7 @@ def start(_data, ticket_id):
 @blp.response(200, TicketSchema)
 def finish(data, ticket_id):
     """Service is over, with an outcome code and a note."""
-    ticket = _staff_ticket(ticket_id)
+    ticket = _locked_staff_ticket(ticket_id)
     return _done(
         tickets.finish(
             ticket, g.user, now=utcnow(), outcome=data.get("outcome"), note=data.get("note")
@@ -99,7 +113,7 @@ def finish(data, ticket_id):
 @blp.response(200, TicketSchema)
 def recall(_data, ticket_id):
     """Call again; past the branch's recall limit the ticket becomes a no-show."""
-    return _done(tickets.recall(_staff_ticket(ticket_id), g.user, now=utcnow()))
+    return _done(tickets.recall(_locked_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/no-show")
@@ -108,7 +122,7 @@ def recall(_data, ticket_id):
 @blp.response(200, TicketSchema)
 def no_show(_data, ticket_id):
     """The called customer did not come to the counter."""
-    return _done(tickets.mark_no_show(_staff_ticket(ticket_id), g.user, now=utcnow()))
+    return _done(tickets.mark_no_show(_locked_staff_ticket(ticket_id), g.user, now=utcnow()))
 
 
 @blp.post("/tickets/<int:ticket_id>/transfer")
@@ -139,7 +153,7 @@ def transfer(data, ticket_id):
 def hold(data, ticket_id):
     """Park the ticket while the customer steps away; the counter is free meanwhile."""
     return _done(
-        tickets.hold(_staff_ticket(ticket_id), g.user, now=utcnow(), note=data.get("note"))
+        tickets.hold(_locked_staff_ticket(ticket_id), g.user, now=utcnow(), note=data.get("note"))
     )
 
 
@@ -158,5 +172,5 @@ def resume(_data, ticket_id):
 @blp.response(200, TicketSchema)
 def cancel(data, ticket_id):
     """The customer leaves the queue (or is taken off it)."""
-    ticket = _staff_ticket(ticket_id)
+    ticket = _locked_staff_ticket(ticket_id)
     return _done(tickets.cancel(ticket, g.user, now=utcnow(), reason=data.get("reason")))

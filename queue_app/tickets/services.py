@@ -12,13 +12,20 @@ import math
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, event, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
-from ..accounts.models import Role, User
-from ..branches.models import Branch, Counter, CounterStatus, PriorityPolicy, Service
+from ..accounts.models import Role, User, user_services
+from ..branches.models import (
+    Branch,
+    Counter,
+    CounterService,
+    CounterStatus,
+    PriorityPolicy,
+    Service,
+)
 from ..core.db import is_postgres
 from ..core.errors import Conflict, IllegalTransition, InvalidInput, NotAllowed, NotFound
 from ..customers.models import Customer
@@ -211,9 +218,25 @@ def issue_plain(
 # --- locking and checks ----------------------------------------------------------------------
 
 
+# (model, id) of the rows this transaction has locked through `_lock`
+_HELD = "queue_app.tickets.locked_rows"
+
+
 def _lock(model, row_id: int, *options):
     """Load a row afresh and lock it until the transaction ends (no-op lock on SQLite).
-    `options`: rows loaded with it in the same statement (joined, not locked)."""
+    `options`: rows loaded with it in the same statement (joined, not locked).
+
+    Once per transaction: a row this transaction has already locked here is taken from the
+    session with no second statement (an API view locks what it checks, then the service
+    asks again). Nobody else can have changed it since, and the session's copy carries this
+    transaction's own changes. The memory ends with the transaction, and with any savepoint
+    (rolling back to a savepoint releases the row locks taken after it).
+    """
+    held = db.session.info.setdefault(_HELD, set())
+    if (model, row_id) in held:
+        row = db.session.get(model, row_id)
+        if row is not None:
+            return row
     row = db.session.scalar(
         select(model)
         .options(*options)
@@ -223,7 +246,28 @@ def _lock(model, row_id: int, *options):
     )
     if row is None:
         raise NotFound(f"no {model.__name__.lower()} {row_id}")
+    held.add((model, row_id))
     return row
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, _transaction) -> None:
+    session.info.pop(_HELD, None)
+
+
+def lock_ticket(ticket_id: int) -> Ticket:
+    """The ticket, locked for this transaction (NotFound if there is none), with its counter,
+    visit and service. For a caller that checks the ticket before an action that locks only
+    the ticket (start, finish, recall, no-show, hold, cancel): the action then reads it no
+    more. An action that locks a counter first (call, transfer, resume) must not be preceded
+    by this, or two requests could take the two locks in opposite orders."""
+    return _lock_ticket(ticket_id)
+
+
+def lock_counter(counter_id: int) -> Counter:
+    """The counter, locked for this transaction (NotFound if there is none); see
+    `lock_ticket`. Counters are locked before tickets, so a caller may lock one first."""
+    return _lock_counter(counter_id)
 
 
 def _lock_ticket(ticket_id: int) -> Ticket:
@@ -274,14 +318,18 @@ def active_ticket(counter: Counter) -> Ticket | None:
     )
 
 
+def _busy(counter: Counter, number: str, status: TicketStatus) -> Conflict:
+    return Conflict(
+        f"{counter.name} still has ticket {number} ({status.value}); "
+        "finish, transfer or hold it first",
+        "counter_busy",
+    )
+
+
 def _require_idle(counter: Counter) -> None:
     current = active_ticket(counter)
     if current is not None:
-        raise Conflict(
-            f"{counter.name} still has ticket {current.number} ({current.status.value}); "
-            "finish, transfer or hold it first",
-            "counter_busy",
-        )
+        raise _busy(counter, current.number, current.status)
 
 
 def _require_handler(ticket: Ticket, actor: User) -> Counter:
@@ -293,7 +341,18 @@ def _require_handler(ticket: Ticket, actor: User) -> Counter:
 
 
 def _eligible_service_ids(counter: Counter, staff: User) -> list[int]:
-    return [s.id for s in counter.services if s.active and staff.is_competent(s)]
+    """The counter's active services that `staff` may serve (`User.is_competent`), in the
+    counter's order: one statement, which neither loads the services nor the competences."""
+    query = (
+        select(CounterService.service_id)
+        .join(Service, Service.id == CounterService.service_id)
+        .where(CounterService.counter_id == counter.id, Service.active.is_(True))
+        .order_by(CounterService.position)
+    )
+    if not staff.stands_in_for_anyone:
+        competences = select(user_services.c.service_id).where(user_services.c.user_id == staff.id)
+        query = query.where(CounterService.service_id.in_(competences))
+    return list(db.session.scalars(query))
 
 
 def _policy(branch: Branch) -> routing.Policy:
@@ -350,10 +409,11 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
     _require_floor(actor, counter.branch)
     _require_open(counter)
     _require_operator(counter, actor)
-    _require_idle(counter)
     branch = counter.branch
     staff = counter.staff or actor
     service_ids = _eligible_service_ids(counter, staff)
+    # one read for the waiting candidates and for the ticket this counter may still have
+    # (`_require_idle`)
     rows = db.session.execute(
         select(
             Ticket.id,
@@ -362,17 +422,33 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
             Ticket.queue_since,
             Ticket.appointment_due_at,
             Ticket.target_counter_id,
+            Ticket.status,
+            Ticket.number,
         ).where(
-            Ticket.branch_id == branch.id,
-            Ticket.status == TicketStatus.WAITING,
-            # yesterday's leftovers are closed by a job; never call them meanwhile
-            Ticket.business_day == branch.business_day(now),
             or_(
-                and_(Ticket.target_counter_id.is_(None), Ticket.service_id.in_(service_ids)),
-                Ticket.target_counter_id == counter.id,
-            ),
+                and_(
+                    Ticket.branch_id == branch.id,
+                    Ticket.status == TicketStatus.WAITING,
+                    # yesterday's leftovers are closed by a job; never call them meanwhile
+                    Ticket.business_day == branch.business_day(now),
+                    or_(
+                        and_(
+                            Ticket.target_counter_id.is_(None),
+                            Ticket.service_id.in_(service_ids),
+                        ),
+                        Ticket.target_counter_id == counter.id,
+                    ),
+                ),
+                and_(
+                    Ticket.counter_id == counter.id,
+                    Ticket.status.in_((TicketStatus.CALLED, TicketStatus.SERVING)),
+                ),
+            )
         )
     ).all()
+    current = next((r for r in rows if r.status != TicketStatus.WAITING), None)
+    if current is not None:
+        raise _busy(counter, current.number, current.status)
     candidates = [
         routing.Candidate(
             id=r.id,
@@ -395,11 +471,14 @@ def call_next(counter: Counter, actor: User, *, now: datetime) -> Ticket | None:
     )
     postgres = is_postgres(db.session)
     for candidate in ordered:
-        query = select(Ticket).where(
-            Ticket.id == candidate.id, Ticket.status == TicketStatus.WAITING
+        # with its service, which the answer names
+        query = (
+            select(Ticket)
+            .options(joinedload(Ticket.service))
+            .where(Ticket.id == candidate.id, Ticket.status == TicketStatus.WAITING)
         )
         if postgres:
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=Ticket)
         ticket = db.session.scalar(query.execution_options(populate_existing=True))
         if ticket is None:  # another counter claimed it since we read the list
             continue
