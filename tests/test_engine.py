@@ -18,6 +18,8 @@ from queue_app.core.events import signal
 from queue_app.tickets import services as engine
 from queue_app.tickets.models import AppendOnlyViolation, JourneyEvent, Ticket, TicketStatus
 
+from .sqlcount import statements_sent
+
 S = TicketStatus
 
 
@@ -510,6 +512,53 @@ def test_the_journey_log_records_every_action_numbered_per_branch(make, session,
     assert by_kind["finish"].counter_id == floor["c2"].id
     assert by_kind["counter_paused"].counter_id == floor["c2"].id
     assert all(e.visit_id == a.visit_id for e in log if e.ticket_id is not None)
+
+
+def test_each_branch_numbers_and_writes_its_entries_in_one_statement(
+    make, session, now, floor, is_postgres
+):
+    """Entries of two branches in one unit of work: each branch's run of numbers follows its
+    last one, in the order the changes were made, with what was recorded. On PostgreSQL the
+    branch's row and its entries are one round trip per branch (a data-modifying WITH)."""
+    b, budi, sari = floor["branch"], floor["budi"], floor["sari"]
+    other = make.branch("ENG05")
+    other_staff = make.user(branches=[other])
+    make.open_counter(make.counter(other, "Loket 1"), other_staff, now=now)
+    a, c = make.ticket(b, now=now), make.ticket(b, now=now)
+    x = make.ticket(other, now=now)
+    session.commit()
+    before, before_other = event_seq(session, b), event_seq(session, other)
+    later = now + timedelta(minutes=1)
+    engine.call_next(floor["c1"], budi, now=later)
+    engine.call_next(floor["c2"], sari, now=later)
+    engine.cancel(x, other_staff, now=later, reason="left")
+    engine.start(a, budi, now=later + timedelta(seconds=5))
+    with statements_sent() as sent:
+        session.commit()
+    log = journal(session, branch=b)[before:]
+    assert [(e.seq, e.kind, e.ticket_id) for e in log] == [
+        (before + 1, "called", a.id),
+        (before + 2, "called", c.id),
+        (before + 3, "start", a.id),
+    ]
+    assert (log[0].counter_id, log[0].actor_id, log[0].from_status, log[0].to_status) == (
+        floor["c1"].id,
+        budi.id,
+        "waiting",
+        "called",
+    )
+    assert log[2].at == later + timedelta(seconds=5) and log[2].data is None
+    (cancelled,) = journal(session, branch=other)[before_other:]
+    assert (cancelled.seq, cancelled.kind, cancelled.data) == (
+        before_other + 1,
+        "cancel",
+        {"with_note": True},
+    )
+    assert event_seq(session, b) == before + 3
+    if is_postgres:
+        journal_writes = [s for s in sent if "journey_events" in s or "UPDATE branches" in s]
+        assert len(journal_writes) == 2, journal_writes
+        assert all(s.lstrip().startswith("WITH b AS") for s in journal_writes), journal_writes
 
 
 def test_a_refused_action_leaves_no_trace_in_the_log(make, session, now, floor):
