@@ -38,6 +38,7 @@ from queue_app.tickets import services as engine
 from queue_app.tickets.models import Source, TicketStatus
 
 from .outboxes import deliver_outbox
+from .sqlcount import statements_sent
 
 COUNTERS = [("Teller 1", ["teller"]), ("Teller 2", ["teller"]), ("CS 1", ["cs"])]
 M = timedelta(minutes=1)
@@ -545,6 +546,80 @@ def test_no_invitation_row_for_a_step_that_was_not_served(make, floor, now):
     db.session.commit()
     assert _invitation(ticket) is None
     assert db.session.scalar(select(func.count()).select_from(FeedbackInvitation)) == 0
+
+
+# the tables the invitation's decision reads and writes
+INVITATION_TABLES = {"feedback_invitations", "feedback_responses", "survey_configs"}
+
+
+def _invitation_statements(fn):
+    """`fn()`, and the statements of this thread that name a table of `INVITATION_TABLES`."""
+    with statements_sent() as sent:
+        result = fn()
+    return result, [s for s in sent if INVITATION_TABLES & set(re.findall(r"\w+", s.lower()))]
+
+
+@pytest.mark.parametrize(
+    "rows, reason",
+    [
+        ({}, SkipReason.NO_CONTACT),  # the network's defaults
+        ({"branch": False}, SkipReason.SURVEY_OFF),
+        ({"branch": False, "teller": True}, SkipReason.NO_CONTACT),  # its own row first
+        ({"branch": True, "teller": False}, SkipReason.SURVEY_OFF),
+    ],
+    ids=["defaults", "branch-off", "own-on-branch-off", "own-off-branch-on"],
+)
+def test_a_finish_decides_its_invitation_in_one_read_and_one_insert(make, floor, now, rows, reason):
+    """A walk-in's finish: whether the step has an invitation, whether it is rated and its
+    touchpoint's survey rows come in one SELECT, then the INSERT; whatever rows the touchpoint
+    has (none, the branch's, its own over the branch's)."""
+    b = floor["branch"]
+    teller = make.service(b, "teller")
+    asks = {"ask_nps": True, "ask_csat": False, "ask_ces": False, "ask_comment": False}
+    silent = {**asks, "ask_nps": False, "reasons": []}
+    for touchpoint, on in rows.items():
+        service_id = teller.id if touchpoint == "teller" else None
+        settings = asks if on else silent
+        db.session.add(SurveyConfig(branch_id=b.id, service_id=service_id, **settings))
+    ticket = make.ticket(b, "teller", now=now)
+    db.session.commit()
+    engine.call_ticket(ticket, floor["teller"], floor["budi"], now=now + M)
+    engine.start(ticket, floor["budi"], now=now + 2 * M)
+    db.session.commit()
+    db.session.expire_all()
+
+    def finish():
+        engine.finish(ticket, floor["budi"], now=now + 5 * M)
+        db.session.commit()
+
+    _, sent = _invitation_statements(finish)
+    assert [s.lstrip().split()[0].upper() for s in sent] == ["SELECT", "INSERT"], sent
+    assert sent[1].lstrip().upper().startswith("INSERT INTO FEEDBACK_INVITATIONS"), sent
+    _skipped(ticket, reason)
+
+
+def test_a_rated_step_is_skipped_in_one_read_and_a_replay_returns_the_decision(make, floor, now):
+    """Rated in the same unit of work (a replay): `already_rated`, before `no_contact`, read
+    with the survey in one statement; deciding again returns the recorded row and writes
+    nothing."""
+    ticket = serve(make, floor, now)  # a walk-in
+    db.session.execute(
+        FeedbackInvitation.__table__.delete().where(FeedbackInvitation.ticket_id == ticket.id)
+    )
+    feedback.record_response(ticket, channel="tablet", nps=9, now=now + 11 * M)
+    db.session.expire_all()
+    decided, sent = _invitation_statements(
+        lambda: invitations.invite(db.session, ticket, now=now + 12 * M)
+    )
+    assert (decided.status, decided.reason) == (InvitationStatus.SKIPPED, SkipReason.ALREADY_RATED)
+    assert [s.lstrip().split()[0].upper() for s in sent] == ["SELECT", "INSERT"], sent
+    again, sent = _invitation_statements(
+        lambda: invitations.invite(db.session, ticket, now=now + 13 * M)
+    )
+    assert again is decided
+    assert not any(s.lstrip().upper().startswith("INSERT") for s in sent), sent
+    db.session.commit()
+    _skipped(ticket, SkipReason.ALREADY_RATED)
 
 
 def _link_in(text: str) -> str:

@@ -21,6 +21,10 @@ in order:
    100, must be below the survey's `sample_percent` (the same step is always in or out, on
    every process, and 0 % / 100 % mean none / all).
 
+Whether the step was decided already, whether it is rated (3.) and its survey rows (2.) are
+read in one statement (`_decision_facts`), so a walk-in's finish pays that read and the
+INSERT; only a known customer reaches the reads of 6. and 7.
+
 A sent invitation is an outbox message (`notify.services.enqueue`, kind `feedback_invitation`,
 dedupe key `feedback:invite:<ticket id>`, channels by `channel_chain`: WhatsApp/SMS then
 e-mail) in the customer's language (`content.py`), held back `FEEDBACK_INVITE_DELAY_S`
@@ -47,9 +51,15 @@ from ..customers.models import Customer
 from ..notify.services import channel_chain, enqueue
 from ..tickets.models import Ticket, TicketStatus
 from . import content, links
-from .models import FeedbackInvitation, InvitationStatus, SkipReason
-from .questions import survey_for
-from .services import asks_anything, existing_response
+from .models import (
+    FeedbackInvitation,
+    FeedbackResponse,
+    InvitationStatus,
+    SkipReason,
+    SurveyConfig,
+)
+from .questions import pick_survey, touchpoint_rows
+from .services import asks_anything
 
 KIND = "feedback_invitation"
 DEFAULT_DELAY_S = 600
@@ -84,14 +94,13 @@ def invite(
     session: Session, ticket: Ticket, *, now: datetime, closed_by_job: bool = False
 ) -> FeedbackInvitation:
     """Decide and record the invitation of a finished step (see the module's docstring)."""
-    known = session.scalar(
-        select(FeedbackInvitation).where(FeedbackInvitation.ticket_id == ticket.id)
-    )
-    if known is not None:  # decided once per step
-        return known
+    known_id, rated, survey = _decision_facts(session, ticket)
+    if known_id is not None:  # decided once per step
+        return session.get(FeedbackInvitation, known_id)
     customer: Customer | None = ticket.visit.customer
-    survey = survey_for(ticket.branch_id, ticket.service_id)
-    reason = _skip_reason(session, ticket, customer, survey, now=now, closed=closed_by_job)
+    reason = _skip_reason(
+        session, ticket, customer, survey, rated=rated, now=now, closed=closed_by_job
+    )
     invitation = FeedbackInvitation(
         ticket_id=ticket.id,
         customer_id=customer.id if customer is not None else None,
@@ -107,12 +116,44 @@ def invite(
     return invitation
 
 
-def _skip_reason(session, ticket, customer, survey, *, now, closed) -> SkipReason | None:
+def _decision_facts(session: Session, ticket: Ticket) -> tuple[int | None, bool, SurveyConfig]:
+    """The step's invitation id (if decided already), whether it is rated, and its touchpoint's
+    survey, in one statement (a finish pays it in its transaction).
+
+    The step's own row anchors the read, so that it answers even when the touchpoint has no
+    `SurveyConfig` row (the defaults): one row per candidate survey row, or one row of NULLs;
+    the two facts are scalar subqueries on the unique `ticket_id`. The same rows and choice as
+    `questions.survey_for`, and the same question as `services.existing_response`.
+    """
+    known = (
+        select(FeedbackInvitation.id)
+        .where(FeedbackInvitation.ticket_id == Ticket.id)
+        .scalar_subquery()
+        .label("invitation_id")
+    )
+    rated = (
+        select(FeedbackResponse.id)
+        .where(FeedbackResponse.ticket_id == Ticket.id)
+        .exists()
+        .label("rated")
+    )
+    rows = session.execute(
+        select(known, rated, SurveyConfig)
+        .select_from(Ticket)
+        .outerjoin(SurveyConfig, touchpoint_rows(ticket.branch_id, ticket.service_id))
+        .where(Ticket.id == ticket.id)
+    ).all()
+    known_id, is_rated = (rows[0][0], bool(rows[0][1])) if rows else (None, False)
+    configs = [config for _known, _rated, config in rows if config is not None]
+    return known_id, is_rated, pick_survey(configs, ticket.branch_id, ticket.service_id)
+
+
+def _skip_reason(session, ticket, customer, survey, *, rated, now, closed) -> SkipReason | None:
     if closed:
         return SkipReason.NOT_SERVED
     if not asks_anything(survey):
         return SkipReason.SURVEY_OFF
-    if existing_response(ticket.id) is not None:
+    if rated:
         return SkipReason.ALREADY_RATED
     if customer is None or not (customer.phone or customer.email):
         return SkipReason.NO_CONTACT

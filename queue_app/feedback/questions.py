@@ -4,6 +4,8 @@
 `SurveyConfig` row, else the branch's default row (no service), else the network's defaults
 (`DEFAULTS`: NPS, CSAT and a comment; every reason offered; escalation at NPS <= 6, CSAT <= 2,
 CES <= 2). It never writes: a touchpoint without a row gets a transient `SurveyConfig`.
+Its two halves, `touchpoint_rows` (which rows) and `pick_survey` (which of them), serve a
+caller that reads the rows within a statement of its own (`invitations.invite`).
 """
 
 from __future__ import annotations
@@ -42,19 +44,30 @@ DEFAULTS = {
 }
 
 
-def survey_for(branch_id: int, service_id: int | None) -> SurveyConfig:
-    """The survey of the touchpoint (branch, service): its own row, the branch's, or defaults."""
-    rows = db.session.scalars(
-        select(SurveyConfig).where(
-            SurveyConfig.branch_id == branch_id,
-            (SurveyConfig.service_id == service_id) | SurveyConfig.service_id.is_(None),
-        )
-    ).all()
+def touchpoint_rows(branch_id: int, service_id: int | None):
+    """The condition on `SurveyConfig` rows that may be the touchpoint's survey: the service's
+    own and the branch's default (`pick_survey` chooses); a WHERE or a join's ON clause."""
+    return (SurveyConfig.branch_id == branch_id) & (
+        (SurveyConfig.service_id == service_id) | SurveyConfig.service_id.is_(None)
+    )
+
+
+def pick_survey(rows, branch_id: int, service_id: int | None) -> SurveyConfig:
+    """The touchpoint's survey among its `touchpoint_rows`: its own row, the branch's, or a
+    transient row of `DEFAULTS`."""
     own = next((r for r in rows if r.service_id is not None and r.service_id == service_id), None)
     branch_default = next((r for r in rows if r.service_id is None), None)
     if own or branch_default:
         return own or branch_default
     return SurveyConfig(branch_id=branch_id, service_id=service_id, **DEFAULTS)
+
+
+def survey_for(branch_id: int, service_id: int | None) -> SurveyConfig:
+    """The survey of the touchpoint (branch, service): its own row, the branch's, or defaults."""
+    rows = db.session.scalars(
+        select(SurveyConfig).where(touchpoint_rows(branch_id, service_id))
+    ).all()
+    return pick_survey(rows, branch_id, service_id)
 
 
 def reason_label(code: str) -> str:
