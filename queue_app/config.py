@@ -127,6 +127,10 @@ class Config:
     WEBHOOK_LEASE_S = float(_env("WEBHOOK_LEASE_S", "120"))
     WEBHOOK_TIMEOUT_S = float(_env("WEBHOOK_TIMEOUT_S", "10"))
     WEBHOOK_BATCH = int(_env("WEBHOOK_BATCH", "50"))
+    # how long a process keeps the list of active webhook endpoints it reads on every call and
+    # finish (0: read it every time); a change made in the process counts at once, one made by
+    # another process within this many seconds
+    WEBHOOK_ENDPOINTS_CACHE_S = float(_env("WEBHOOK_ENDPOINTS_CACHE_S", "2"))
     # reminders before an appointment: offsets like 1d, 24h, 2h, 30m
     APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
     # reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none)

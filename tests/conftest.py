@@ -67,6 +67,8 @@ def empty_database():
     from queue_app.observability import metrics
 
     metrics.clear_cache()  # branch codes by id, which the next rows reuse
+    from queue_app.webhooks import services as webhooks
+
     db.session.remove()
     engine = db.engine
     for attempt in range(5):
@@ -79,6 +81,7 @@ def empty_database():
                 else:
                     for name in _table_names():
                         conn.execute(text(f"DELETE FROM {name}"))
+            webhooks.clear_cache()  # the active endpoints, deleted behind the cache's back
             return
         except OperationalError:
             if attempt == 4:

@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from queue_app.accounts.models import Role
 from queue_app.alerts import services as alerts
@@ -20,10 +20,11 @@ from queue_app.extensions import db
 from queue_app.tickets import services as engine
 from queue_app.webhooks import services as webhooks
 from queue_app.webhooks.jobs import deliver_webhooks
-from queue_app.webhooks.models import DeliveryStatus, WebhookDelivery
+from queue_app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 from .apihelp import fast_passwords
 from .caseshelp import build_ladder, customer, respond
+from .sqlcount import first_table, statements_sent
 from .webhookserver import Receiver, serve
 
 T0 = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # Tuesday 10:00 in Jakarta
@@ -384,8 +385,9 @@ def test_alert_raised_is_a_webhook_in_its_unit_of_work(app, floor, hook):
 
 
 def test_a_call_costs_one_statement_more_for_the_webhooks(app, floor):
-    """The webhooks' share of a call: one lookup of the active endpoints, nothing else when
-    none wants it (the endpoints are read afresh: one turned on or off counts at once)."""
+    """The webhooks' share of a call: one lookup of the active endpoints when the process's
+    list of them is read again (here: the first call), nothing else when none wants it (later
+    calls: nothing at all, `test_without_endpoints_calls_and_finishes_read_them_once`)."""
     from sqlalchemy import event
 
     from queue_app.core.events import in_transaction_signal
@@ -421,6 +423,7 @@ def test_a_call_costs_one_statement_more_for_the_webhooks(app, floor):
         db.session.expire_all()
         return statements(lambda: (engine.call_next(counter, staff, now=at), db.session.commit()))
 
+    webhooks.clear_cache()
     journal = in_transaction_signal("journal.recorded")
     journal.disconnect(on_journal_recorded)
     try:
@@ -433,3 +436,193 @@ def test_a_call_costs_one_statement_more_for_the_webhooks(app, floor):
         "SELECT webhook_endpoints."
     )
     assert deliveries() == []
+
+
+# --- the active endpoints, cached per process (services.EndpointCache) --------------------------
+
+
+@pytest.fixture
+def clock(app, monkeypatch):
+    """The endpoint cache's clock (seconds), moved by hand: `clock[0] += 2`. The cache starts
+    empty and keeps the list 2 s."""
+    monkeypatch.setitem(app.config, "WEBHOOK_ENDPOINTS_CACHE_S", 2.0)
+    now = [1000.0]
+    monkeypatch.setattr(webhooks.endpoint_cache(app), "clock", lambda: now[0])
+    webhooks.clear_cache(app)
+    yield now
+    webhooks.clear_cache(app)
+
+
+def endpoint_reads(fn) -> int:
+    """How many SELECTs of webhook_endpoints `fn()` sends from this thread."""
+    with statements_sent() as sent:
+        fn()
+    return sum(
+        1
+        for s in sent
+        if s.lstrip().upper().startswith("SELECT") and first_table(s) == "webhook_endpoints"
+    )
+
+
+def behind_the_cache(statement) -> None:
+    """A change made by another process: its own connection, no ORM session of this one."""
+    db.session.commit()
+    with db.engine.begin() as conn:
+        conn.execute(statement)
+
+
+def other_process_adds(url: str, events: list[str]) -> int:
+    table = WebhookEndpoint.__table__
+    db.session.commit()
+    with db.engine.begin() as conn:
+        return conn.execute(
+            insert(table)
+            .values(
+                name="added elsewhere",
+                url=url,
+                secret="whsec_elsewhere",
+                events=events,
+                branch_id=None,
+                active=True,
+                created_at=T0,
+                updated_at=T0,
+            )
+            .returning(table.c.id)
+        ).scalar_one()
+
+
+def test_without_endpoints_calls_and_finishes_read_them_once(app, floor, clock):
+    """The common case: no endpoint. The first call reads the (empty) list; the calls and
+    finishes after it send no statement for the webhooks."""
+    branch, _other, staff = floor
+    reads = [
+        endpoint_reads(lambda n=n: serve_one(branch, staff, T0 + n * 10 * M)) for n in range(3)
+    ]
+    assert reads == [1, 0, 0]  # 3 calls and 3 finishes; without the cache: [2, 2, 2]
+    assert deliveries() == []
+
+
+def test_an_endpoint_made_or_changed_in_this_process_counts_at_once(
+    app, floor, clock, client, make
+):
+    """Created on the admin page (its own request and session), then turned off through the
+    service: the next call sees each change, with the clock standing still."""
+    branch, _other, staff = floor
+    serve_one(branch, staff, T0)  # the empty list is cached
+    admin = make.user("root", role=Role.ADMIN)
+    db.session.commit()
+    sign_in(client, admin)
+    response = client.post(
+        "/admin/webhooks",
+        data={
+            "csrf_token": csrf_of(client.get("/admin/webhooks")),
+            "url": "http://127.0.0.1:9/hooks",
+            "events": ["ticket.called"],
+        },
+    )
+    assert response.status_code == 201
+    assert endpoint_reads(lambda: serve_one(branch, staff, T0 + 10 * M)) == 1
+    [row] = deliveries()
+    assert row.event == "ticket.called"
+    # and cached again: the next call writes its delivery without reading the endpoints
+    assert endpoint_reads(lambda: serve_one(branch, staff, T0 + 20 * M)) == 0
+    assert len(deliveries()) == 2
+    endpoint = db.session.get(WebhookEndpoint, row.endpoint_id)
+    webhooks.update_endpoint(
+        endpoint, url=endpoint.url, events=endpoint.events, active=False, now=T0, name=""
+    )
+    db.session.commit()
+    serve_one(branch, staff, T0 + 30 * M)
+    assert len(deliveries()) == 2
+
+
+def test_an_endpoint_of_a_change_that_rolls_back_is_not_kept(app, floor, clock, receiver):
+    """A session that made an endpoint reads its own list (with the endpoint) until its
+    transaction ends; what it read is not kept for the others: rolled back, the endpoint never
+    existed, and no later call writes a delivery for it (its foreign key would fail the call)."""
+    branch, _other, staff = floor
+    serve_one(branch, staff, T0)  # the empty list is cached
+    webhooks.create_endpoint(url=receiver.url, events=["ticket.called"], now=T0)
+    # its own view: the endpoint is there
+    assert (
+        len(webhooks.record(db.session, "ticket.called", branch_id=branch.id, data={}, now=T0)) == 1
+    )
+    db.session.rollback()
+    assert endpoint_reads(lambda: serve_one(branch, staff, T0 + 10 * M)) == 1
+    assert endpoint_reads(lambda: serve_one(branch, staff, T0 + 20 * M)) == 0
+    assert deliveries() == []
+
+
+def test_an_endpoint_added_by_another_process_counts_after_the_interval(app, floor, clock):
+    branch, _other, staff = floor
+    serve_one(branch, staff, T0)  # the empty list is cached at 1000.0
+    added = other_process_adds("http://127.0.0.1:9/hooks", ["ticket.called", "ticket.finished"])
+    clock[0] += 1.9
+    serve_one(branch, staff, T0 + 10 * M)
+    assert deliveries() == []  # not seen yet: the list is 1.9 s old
+    clock[0] += 0.1
+    serve_one(branch, staff, T0 + 20 * M)
+    assert [(d.endpoint_id, d.event) for d in deliveries()] == [
+        (added, "ticket.called"),
+        (added, "ticket.finished"),
+    ]
+
+
+def test_a_delivery_written_from_a_stale_list_is_not_sent_to_an_endpoint_turned_off(
+    app, floor, hook, receiver, clock
+):
+    """Another process turns the endpoint off; this one's list is a moment old and still
+    writes a delivery for it: the job does not send it."""
+    branch, _other, staff = floor
+    endpoint = hook(["ticket.finished"])
+    serve_one(branch, staff, T0)  # the list, with the endpoint, is cached
+    behind_the_cache(
+        update(WebhookEndpoint.__table__)
+        .where(WebhookEndpoint.__table__.c.id == endpoint.id)
+        .values(active=False)
+    )
+    serve_one(branch, staff, T0 + 10 * M)
+    assert [d.status for d in deliveries()] == [DeliveryStatus.PENDING] * 2  # the stale list
+    assert run(app, T0 + 30 * M) == {"claimed": 0, "delivered": 0, "retry": 0, "failed": 0}
+    assert receiver.received == []
+    assert [(d.status, d.last_error) for d in deliveries()] == [
+        (DeliveryStatus.FAILED, "the webhook is turned off")
+    ] * 2
+
+
+def test_the_sender_reads_the_endpoint_afresh_not_from_its_session(
+    app, floor, hook, receiver, clock
+):
+    """Objects outlive commits in a session (`expire_on_commit=False`): a sender whose session
+    still holds the endpoint as it was (active) must not trust it."""
+    branch, _other, staff = floor
+    endpoint = hook(["ticket.finished"])  # in this session, active
+    serve_one(branch, staff, T0)
+    behind_the_cache(
+        update(WebhookEndpoint.__table__)
+        .where(WebhookEndpoint.__table__.c.id == endpoint.id)
+        .values(active=False)
+    )
+    assert endpoint.active  # what this session still believes
+    counts = webhooks.deliver_due(now=T0 + 10 * M)
+    assert counts["claimed"] == 0 and receiver.received == []
+    [row] = deliveries()
+    assert (row.status, row.last_error) == (DeliveryStatus.FAILED, "the webhook is turned off")
+
+
+def test_a_list_read_while_an_endpoint_changes_is_not_kept(app_ctx, clock, monkeypatch):
+    """Another thread's change commits (and invalidates) while this thread reads the list: the
+    read may have missed it, so its caller uses it but the cache does not keep it."""
+    cache = webhooks.endpoint_cache(app_ctx)
+    read = webhooks._read_active
+
+    def read_while_another_thread_commits(session):
+        endpoints = read(session)
+        cache.invalidate()
+        return endpoints
+
+    monkeypatch.setattr(webhooks, "_read_active", read_while_another_thread_commits)
+    assert cache.get(db.session, 2.0) == ()
+    monkeypatch.setattr(webhooks, "_read_active", read)
+    assert endpoint_reads(lambda: cache.get(db.session, 2.0)) == 1  # read again, then kept
+    assert endpoint_reads(lambda: cache.get(db.session, 2.0)) == 0

@@ -9,7 +9,8 @@
 Each writes its delivery rows (`services.record`) in the same transaction: a change that
 commits has its deliveries, one that rolls back has none. The cost on a commit that carries
 none of these: nothing (journal entries of other kinds are skipped before any query); on one
-that does: one query for the active endpoints.
+that does: none either while the process's list of active endpoints is fresh (one query when
+it is read again, `services.active_endpoints`), then the rows if an endpoint wants the event.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ JOURNAL_EVENTS = {"called": "ticket.called", "recall": "ticket.called", "finish"
 
 
 def init_webhooks(app) -> None:
+    services.endpoint_cache(app)  # this app's list of active endpoints (each app its own)
     in_transaction_signal("journal.recorded").connect(on_journal_recorded)
     in_transaction_signal("feedback.received").connect(on_feedback_received)
     in_transaction_signal("case.escalated").connect(on_case_escalated)

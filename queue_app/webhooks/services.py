@@ -24,6 +24,15 @@ scheme, `notify/services.py`):
 
 `replay` puts a failed delivery back: pending now, one more attempt allowed, same payload and
 uid.
+
+The active endpoints that `record` writes for are kept per process (`active_endpoints`, one
+`EndpointCache` per app): every call and finish asks for them, and most banks have none, so
+the common case sends no statement. The list is read again when older than
+`WEBHOOK_ENDPOINTS_CACHE_S` (0: read every time), and at once in the process that changes an
+endpoint (any insert, update or delete of one, when its transaction ends: committed or rolled
+back); a session with such a change not yet committed reads its own. Another process sees a
+change within the interval; a delivery it writes meanwhile for an endpoint turned off is not
+sent (`claim_due` reads the endpoint afresh).
 """
 
 from __future__ import annotations
@@ -32,14 +41,18 @@ import http.client
 import json
 import logging
 import secrets
+import threading
+import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, has_app_context
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ..branches.models import Branch
 from ..core.errors import Conflict, InvalidInput
@@ -149,17 +162,115 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=s["base"] * s["factor"] ** max(attempts - 1, 0))
 
 
-def active_endpoints(session: Session) -> list[WebhookEndpoint]:
-    return list(
-        session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.active.is_(True))
-            .order_by(WebhookEndpoint.id)
-        )
+# --- the active endpoints, cached per process ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveEndpoint:
+    """What `record` needs of an active endpoint: its id and what it wants. Plain values, never
+    the ORM object (that belongs to one session; this is shared by every thread)."""
+
+    id: int
+    events: frozenset[str]
+    branch_id: int | None
+
+    def wants(self, event: str, branch_id: int | None) -> bool:
+        return event in self.events and (self.branch_id is None or self.branch_id == branch_id)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    endpoints: tuple[ActiveEndpoint, ...]
+    expires: float  # on the cache's clock
+
+
+_CACHE_KEY = "queue_app.webhook_endpoints"
+_CHANGED = "queue_app.webhook_endpoints_changed"  # session.info: the caches to invalidate
+
+
+def _read_active(session: Session) -> tuple[ActiveEndpoint, ...]:
+    rows = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events, WebhookEndpoint.branch_id)
+        .where(WebhookEndpoint.active.is_(True))
+        .order_by(WebhookEndpoint.id)
     )
+    return tuple(ActiveEndpoint(i, frozenset(events or ()), branch) for i, events, branch in rows)
 
 
-def endpoints_for(session: Session, event: str, branch_id: int | None) -> list[WebhookEndpoint]:
+class EndpointCache:
+    """The active endpoints of one app, read at most once per `max_age` seconds (see the
+    module's docstring). The snapshot is immutable and swapped whole; the lock only orders a
+    read against an invalidation: a read that started before one (and may have seen the old
+    rows) is returned to its caller but not kept."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._generation = 0
+
+    def get(self, session: Session, max_age: float) -> tuple[ActiveEndpoint, ...]:
+        if max_age <= 0 or session.info.get(_CHANGED):
+            return _read_active(session)  # off, or this session changed endpoints: its own view
+        now = self.clock()
+        snapshot = self._snapshot
+        if snapshot is not None and now < snapshot.expires:
+            return snapshot.endpoints
+        with self._lock:
+            generation = self._generation
+        endpoints = _read_active(session)
+        with self._lock:
+            if generation == self._generation:
+                self._snapshot = _Snapshot(endpoints, now + max_age)
+        return endpoints
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._snapshot = None
+
+
+def endpoint_cache(app=None) -> EndpointCache:
+    app = app if app is not None else current_app._get_current_object()
+    cache = app.extensions.get(_CACHE_KEY)
+    if cache is None:
+        cache = app.extensions.setdefault(_CACHE_KEY, EndpointCache())
+    return cache
+
+
+def clear_cache(app=None) -> None:
+    """Forget the app's active endpoints (tests: the database is emptied behind its back)."""
+    endpoint_cache(app).invalidate()
+
+
+def active_endpoints(session: Session) -> Sequence[ActiveEndpoint]:
+    """The active endpoints, by id: from the cache while it is fresh (module's docstring)."""
+    max_age = float(current_app.config.get("WEBHOOK_ENDPOINTS_CACHE_S", 2))
+    return endpoint_cache().get(session, max_age)
+
+
+@sa_event.listens_for(WebhookEndpoint, "after_insert")
+@sa_event.listens_for(WebhookEndpoint, "after_update")
+@sa_event.listens_for(WebhookEndpoint, "after_delete")
+def _endpoint_written(_mapper, _connection, target) -> None:
+    """Any write of an endpoint, by `services` or not: the session reads its own endpoints until
+    its transaction ends, then the app's cache is invalidated (`_endpoints_settled`)."""
+    session = object_session(target)
+    if session is not None and has_app_context():
+        session.info.setdefault(_CHANGED, set()).add(endpoint_cache())
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _endpoints_settled(session: Session, transaction) -> None:
+    """Committed or rolled back (or closed), the change is now what every session sees: the
+    next read of the cache reads it. A savepoint ending is not the end of the unit of work."""
+    if transaction.parent is not None:
+        return
+    for cache in session.info.pop(_CHANGED, ()):
+        cache.invalidate()
+
+
+def endpoints_for(session: Session, event: str, branch_id: int | None) -> list[ActiveEndpoint]:
     return [e for e in active_endpoints(session) if e.wants(event, branch_id)]
 
 
@@ -170,7 +281,7 @@ def record(
     branch_id: int | None,
     data: dict,
     now: datetime,
-    endpoints: list[WebhookEndpoint] | None = None,
+    endpoints: Sequence[ActiveEndpoint | WebhookEndpoint] | None = None,
 ) -> list[WebhookDelivery]:
     """Write the deliveries of `event` in the current unit of work (flushes, never commits)."""
     if event not in EVENTS:
@@ -248,10 +359,24 @@ def claim_due(*, now: datetime, limit: int = 50, ids=None) -> list[Claimed]:
     if ids is not None:
         query = query.where(WebhookDelivery.id.in_(list(ids)))
     rows = db.session.scalars(query).all()
+    # read afresh, never from the session's identity map (objects outlive commits here): a
+    # delivery written for an endpoint that has been turned off since (or by a process whose
+    # cached list was a moment old) is not sent
+    endpoints = {}
+    if rows:
+        endpoints = {
+            e.id: e
+            for e in db.session.scalars(
+                select(WebhookEndpoint)
+                .where(WebhookEndpoint.id.in_(sorted({row.endpoint_id for row in rows})))
+                .execution_options(populate_existing=True)
+            )
+        }
     claimed = []
     for row in rows:
-        endpoint = db.session.get(WebhookEndpoint, row.endpoint_id)
-        if not endpoint.active:  # turned off since: not sent (a replay can send it later)
+        endpoint = endpoints.get(row.endpoint_id)
+        # turned off since: not sent (a replay can send it later)
+        if endpoint is None or not endpoint.active:
             row.status = DeliveryStatus.FAILED
             row.last_error = "the webhook is turned off"
             continue
