@@ -12,6 +12,8 @@ from queue_app.tickets import services as engine
 from queue_app.waits import live
 from queue_app.waits.model import BUSY, CLOSED, IDLE
 
+from .sqlcount import first_table, statements_sent
+
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
@@ -99,3 +101,22 @@ def test_priority_share_is_learned_from_history(make, session, now):
     model = live.learned_model(b, now)
     assert model.arrivals.priority_share == {teller.id: pytest.approx(2 / 18)}
     assert cs.id not in model.arrivals.priority_share
+
+
+def test_the_state_of_a_branch_is_two_reads_however_many_counters(make, session, now):
+    """The counters come with their service links; nothing is read per counter."""
+    names = [f"Loket {i}" for i in range(1, 7)]
+    b = make.branch(counters=[(n, ["teller", "cs"]) for n in names])
+    make.ticket(b, "teller", now=now)
+    session.commit()
+    session.expire_all()
+    with statements_sent() as sent:
+        state = live.branch_state(b, now + timedelta(seconds=5))
+    assert len(state.counters) == 6
+    assert all(len(c.services) == 2 for c in state.counters)
+    assert [first_table(s) for s in sent if s.lstrip().upper().startswith("SELECT")] == [
+        "branches",  # the branch itself, expired above
+        "counters",
+        "tickets",
+        "services",  # the services the branch offers
+    ], sent

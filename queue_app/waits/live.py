@@ -50,6 +50,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, has_app_context
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..branches.models import Branch, Counter, CounterStatus
 from ..branches.plans import branch_span, counter_absences, staffed_until
@@ -180,7 +181,17 @@ def learned_model(branch: Branch, now: datetime, *, weeks: int = 4) -> WaitModel
 
 def branch_state(branch: Branch, now: datetime, *, pause_s: float = 900.0) -> BranchState:
     today = branch.business_day(now)
-    counters = db.session.scalars(select(Counter).where(Counter.branch_id == branch.id)).all()
+    # with their service links in the same statement (read per counter, they were one
+    # statement each)
+    counters = (
+        db.session.scalars(
+            select(Counter)
+            .options(joinedload(Counter.service_links))
+            .where(Counter.branch_id == branch.id)
+        )
+        .unique()
+        .all()
+    )
     active = db.session.execute(
         select(
             Ticket.id,
