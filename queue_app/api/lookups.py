@@ -68,16 +68,20 @@ def counter_or_404(counter_id: int) -> Counter:
     return counter
 
 
+def _locked_or_404(lock, row_id: int, what: str):
+    row = None
+    if _plausible_id(row_id):
+        with contextlib.suppress(NotFound):
+            row = lock(row_id)
+    if row is None:
+        abort(404, description=f"no {what} {row_id}")
+    return row
+
+
 def locked_counter_or_404(counter_id: int) -> Counter:
     """`counter_or_404`, locked for this transaction (`tickets.services.lock_counter`): for an
     action on the counter, which then reads it no more."""
-    counter = None
-    if _plausible_id(counter_id):
-        with contextlib.suppress(NotFound):
-            counter = tickets.lock_counter(counter_id)
-    if counter is None:
-        abort(404, description=f"no counter {counter_id}")
-    return counter
+    return _locked_or_404(tickets.lock_counter, counter_id, "counter")
 
 
 def counter_in_body(counter_id: int, field: str = "counter_id") -> Counter:
@@ -104,10 +108,4 @@ def ticket_by_token_or_404(token: str) -> Ticket:
 def locked_ticket_or_404(ticket_id: int) -> Ticket:
     """`ticket_or_404`, locked for this transaction (`tickets.services.lock_ticket`): only for
     an action that locks nothing but the ticket, which then reads it no more."""
-    ticket = None
-    if _plausible_id(ticket_id):
-        with contextlib.suppress(NotFound):
-            ticket = tickets.lock_ticket(ticket_id)
-    if ticket is None:
-        abort(404, description=f"no ticket {ticket_id}")
-    return ticket
+    return _locked_or_404(tickets.lock_ticket, ticket_id, "ticket")
