@@ -642,3 +642,72 @@ def _has_control_socket(gunicorn) -> bool:
     """gunicorn 24+ opens a control socket in the home folder unless told not to."""
     out = subprocess.run([gunicorn, "--help"], capture_output=True, text=True, timeout=30)
     return "--no-control-socket" in out.stdout
+
+
+def test_gunicorn_keeps_an_idle_connection_longer_than_the_proxy(app, floor, tmp_path):
+    """With queue_app's settings, a keep-alive connection left idle longer than gunicorn's own
+    default (2 s) still takes the next request: the README's nginx reuses idle upstream
+    connections for up to 60 s, and a POST sent on one gunicorn had closed would fail (nginx
+    answers 502 rather than retry it)."""
+    import http.client
+    import signal
+    import time
+
+    from .servers import free_port
+
+    db.session.commit()
+    port = free_port()
+    env = {
+        **os.environ,
+        "QUEUE_APP_PROFILE": "testing",
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "LOG_FORMAT": "text",
+    }
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (kept open for the process)
+    master = subprocess.Popen(
+        [
+            gunicorn,
+            "-c",
+            "python:queue_app.observability.gunicorn_conf",
+            "-w",
+            "1",
+            "--threads",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            *(["--no-control-socket"] if _has_control_socket(gunicorn) else []),
+            "queue_app:create_app('testing')",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(300):
+            try:
+                _get(f"http://127.0.0.1:{port}/readyz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError((tmp_path / "gunicorn.log").read_text()[-2000:])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200 and first.getheader("Connection") != "close"
+        sock = conn.sock
+        time.sleep(3)  # idle past gunicorn's default keep-alive: the condition under test
+        body = json.dumps({"service": "teller"})
+        headers = {"Content-Type": "application/json"}
+        conn.request("POST", f"{API}/branches/JKT01/tickets", body=body, headers=headers)
+        second = conn.getresponse()
+        assert second.status == 201, second.read()[:300]
+        assert conn.sock is sock  # the same connection, not a new one
+        conn.close()
+    finally:
+        master.send_signal(signal.SIGTERM)
+        master.wait(timeout=30)
+        log.close()

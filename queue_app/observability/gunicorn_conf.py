@@ -10,14 +10,20 @@ With `PROMETHEUS_MULTIPROC_DIR` set (prometheus-client's multiprocess mode, see
 - when a worker exits (restart, crash, SIGKILL) its live gauges (`socket_clients`) are
   dropped at once; its counters and histograms stay in the totals, as counters must.
 
-gunicorn's own access log stays off (our access line has the request id and no tokens); its
-error log ("Booting worker" ...) is JSON too unless `LOG_FORMAT=text`.
+Idle keep-alive connections stay open 75 s (`keepalive`), longer than the reverse proxy
+keeps them. gunicorn's own access log stays off (our access line has the request id and no
+tokens); its error log ("Booting worker" ...) is JSON too unless `LOG_FORMAT=text`.
 """
 
 import os
 
 wsgi_app = "queue_app:create_app('production')"
 worker_class = "gthread"
+# an idle keep-alive connection stays open longer than the reverse proxy keeps it (the
+# README's nginx: `keepalive_timeout 60s` in the upstream). With gunicorn's default (2 s) the
+# proxy reuses a connection gunicorn is closing, and a POST sent on it fails (nginx answers
+# 502: it never retries a request that is not idempotent)
+keepalive = 75
 
 if (os.environ.get("LOG_FORMAT") or "json").lower() == "json":  # the production default
     logconfig_dict = {
