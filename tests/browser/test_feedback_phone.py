@@ -86,6 +86,9 @@ def test_tracking_page_to_rating_to_thanks(app, open_tab, screenshot_dir, lang):
         page.screenshot(path=str(screenshot_dir / f"feedback-{lang}-1-track.png"), full_page=True)
         rate.get_by_role("link").click()
         expect(page.get_by_test_id("rate-form")).to_be_visible()
+        # the form is in the DOM before its stylesheet has loaded (a busy machine): measure the
+        # buttons below once the page has loaded
+        page.wait_for_load_state("load")
         expect(page.get_by_test_id("rate-about")).to_contain_text(visit["number"])
         # only the questions this touchpoint asks (default: NPS and CSAT), 11 and 5 buttons
         expect(page.get_by_test_id("question-nps").locator(".scale-option")).to_have_count(11)
