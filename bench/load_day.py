@@ -234,7 +234,10 @@ def start_redis(log):
 
 def start_gunicorn(env, port, workers, threads, log):
     cmd = [
-        str(Path(PY).parent / "gunicorn"), "-k", "gthread", "-w", str(workers),
+        # the production settings module (keep-alive longer than a client keeps a connection
+        # idle), then the layout's workers and threads
+        str(Path(PY).parent / "gunicorn"), "-c", "python:queue_app.observability.gunicorn_conf",
+        "-k", "gthread", "-w", str(workers),
         "--threads", str(threads), "-b", f"127.0.0.1:{port}", "--timeout", "120",
         "--backlog", "4096", "--no-control-socket", "queue_app:create_app('production')",
     ]  # fmt: skip
@@ -379,6 +382,7 @@ class Phase:
         self.ops = 0
         self.http = 0
         self.calls: list[tuple[str, str, float]] = []  # (branch, number, answered at)
+        self.timeline: list[tuple[float, float]] = []  # (sent at, ms) of every timed answer
         self.cpu: dict[str, float] = {}
 
 
@@ -421,7 +425,7 @@ class Driver:
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
-        t0 = time.perf_counter()
+        t0, sent_at = time.perf_counter(), time.time()
         try:
             async with self.s.request(
                 method, self.base + path, json=json_body, data=data, headers=h,
@@ -444,6 +448,7 @@ class Driver:
             return None
         if recording and timed:
             phase.lat[op].append(ms)
+            phase.timeline.append((sent_at, ms))
             phase.ops += 1
         body = None
         if raw and r.content_type == "application/json":
@@ -618,6 +623,19 @@ def pct(values, q):
     return round(values[min(len(values) - 1, math.ceil(q / 100 * len(values)) - 1)], 1)
 
 
+def slowest_seconds(phase, top=3) -> list[dict]:
+    """The seconds of the phase whose requests were answered slowest (by when they were sent):
+    a p99 far above the p50 is either a queue that grows all along or a few stalls."""
+    by_second: dict[int, list[float]] = defaultdict(list)
+    for sent, ms in phase.timeline:
+        by_second[int(sent - phase.t0)].append(ms)
+    worst = sorted(by_second.items(), key=lambda kv: -max(kv[1]))[:top]
+    return [
+        {"at_s": second, "requests": len(v), "p50_ms": pct(v, 50), "max_ms": round(max(v), 1)}
+        for second, v in sorted(worst)
+    ]
+
+
 def summarise(phase, duration, heard_by_key, disconnects, displays):
     pushes, missing = [], 0
     for branch, number, answered in phase.calls:
@@ -658,6 +676,7 @@ def summarise(phase, duration, heard_by_key, disconnects, displays):
         "http_errors": dict(phase.errors),
         "errors": errors,
         "error_samples": phase.error_samples,
+        "slowest_seconds": slowest_seconds(phase),
         "cpu_s": {k: round(v, 1) for k, v in phase.cpu.items()},
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
@@ -921,7 +940,13 @@ def run(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60, help="recorded seconds per layout")
-    parser.add_argument("--warmup", type=float, default=5, help="unrecorded seconds per layout")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=20,
+        help="unrecorded seconds per layout (the day opens with every counter calling the "
+        "backlog at once: the burst passes before the recorded seconds)",
+    )
     parser.add_argument(
         "--settle", type=float, default=15, help="idle seconds after each layout (pushes drain)"
     )
