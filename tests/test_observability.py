@@ -539,24 +539,14 @@ def test_the_realtime_process_serves_its_own_socket_gauge(app, floor, tmp_path):
     assert os.listdir(shared) == []
 
 
-def test_gunicorn_workers_add_up_and_a_killed_worker_keeps_its_counts(app, tmp_path):
-    """gunicorn with queue_app's settings module, two gthread workers, one directory: the
-    requests are counted whichever worker served them; a worker killed with SIGKILL leaves its
-    counts in the totals and its live gauge file is dropped (`child_exit`)."""
-    import signal
-    import time
-
-    from .servers import free_port
-
-    shared = tmp_path / "prometheus"
-    port = free_port()
+def _gunicorn(app, tmp_path, *, workers: int, port: int, **env_extra):
+    """gunicorn with queue_app's settings module on the test database; its log (kept open for
+    the process, closed by the caller) in `tmp_path / "gunicorn.log"`."""
     env = {
         **os.environ,
         "QUEUE_APP_PROFILE": "testing",
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "PROMETHEUS_MULTIPROC_DIR": str(shared),
-        "METRICS_TOKEN": TOKEN,
-        "LOG_FORMAT": "json",
+        **env_extra,
     }
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (kept open for the process)
@@ -566,7 +556,7 @@ def test_gunicorn_workers_add_up_and_a_killed_worker_keeps_its_counts(app, tmp_p
             "-c",
             "python:queue_app.observability.gunicorn_conf",
             "-w",
-            "2",
+            str(workers),
             "--threads",
             "2",
             "-b",
@@ -578,6 +568,29 @@ def test_gunicorn_workers_add_up_and_a_killed_worker_keeps_its_counts(app, tmp_p
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+    )
+    return master, log
+
+
+def test_gunicorn_workers_add_up_and_a_killed_worker_keeps_its_counts(app, tmp_path):
+    """gunicorn with queue_app's settings module, two gthread workers, one directory: the
+    requests are counted whichever worker served them; a worker killed with SIGKILL leaves its
+    counts in the totals and its live gauge file is dropped (`child_exit`)."""
+    import signal
+    import time
+
+    from .servers import free_port
+
+    shared = tmp_path / "prometheus"
+    port = free_port()
+    master, log = _gunicorn(
+        app,
+        tmp_path,
+        workers=2,
+        port=port,
+        PROMETHEUS_MULTIPROC_DIR=str(shared),
+        METRICS_TOKEN=TOKEN,
+        LOG_FORMAT="json",
     )
     url = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -657,33 +670,7 @@ def test_gunicorn_keeps_an_idle_connection_longer_than_the_proxy(app, floor, tmp
 
     db.session.commit()
     port = free_port()
-    env = {
-        **os.environ,
-        "QUEUE_APP_PROFILE": "testing",
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "LOG_FORMAT": "text",
-    }
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (kept open for the process)
-    master = subprocess.Popen(
-        [
-            gunicorn,
-            "-c",
-            "python:queue_app.observability.gunicorn_conf",
-            "-w",
-            "1",
-            "--threads",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            *(["--no-control-socket"] if _has_control_socket(gunicorn) else []),
-            "queue_app:create_app('testing')",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    master, log = _gunicorn(app, tmp_path, workers=1, port=port, LOG_FORMAT="text")
     try:
         for _ in range(300):
             try:
