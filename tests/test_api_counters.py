@@ -15,6 +15,7 @@ from .apihelp import (
     post,
     row_counts,
 )
+from .sqlcount import statements_sent
 
 
 def _counter_events(counter_id):
@@ -289,3 +290,24 @@ def test_call_next_serves_priority_first_under_the_strict_policy(client, floor):
         order.append(called["id"])
         ok(post(client, f"/tickets/{called['id']}/no-show", floor.h_staff))
     assert order[:2] == [vip["id"], elderly["id"]]
+
+
+def test_list_counters_reads_a_fixed_number_of_statements_whatever_the_counters(client, floor):
+    """The counters come with their services, staff and current tickets in a fixed number of
+    statements: none per counter (the counter screens and the load bench's resync read it)."""
+    ids = [floor.counter_id(name) for name in ("Teller 1", "CS 1")]
+    for counter_id, headers in zip(ids, (floor.h_staff, floor.h_staff2), strict=True):
+        ok(post(client, f"/counters/{counter_id}/open", headers))
+    issue(client, "teller")
+    issue(client, "cs")
+    for counter_id, headers in zip(ids, (floor.h_staff, floor.h_staff2), strict=True):
+        ok(post(client, f"/counters/{counter_id}/call-next", headers))
+    db.session.commit()
+    db.session.expunge_all()  # as a new request finds it: nothing of the branch in the session
+    with statements_sent() as sent:
+        items = ok(client.get(f"{API}/branches/JKT01/counters", headers=floor.h_staff))["items"]
+    assert [c["current_ticket"] is not None for c in items] == [True, False, True, False]
+    assert items[2]["staff"]["username"] == "siti"
+    # the token with its user; the branch; its counters with their services and staff; the
+    # counters' current tickets with what the answer shows of them
+    assert len(sent) <= 4, "\n".join(sent)

@@ -127,3 +127,46 @@ def test_the_estimate_is_keyed_by_the_committed_sequence_not_the_object_in_the_s
     list(change_steps(db.session, bid, [seq], {f"display:{bid}"}.__contains__))
 
     assert live.last_estimates(bid).seq == seq
+
+
+def test_a_counter_screen_snapshot_reads_nothing_per_counter_or_ticket(floor, now, make):
+    """What a counter screen gets on (re)connecting: the counters with their staff and
+    services, their tickets and the waiting list with each customer's masked name, in a fixed
+    number of statements however many counters and tickets (after a Redis restart every
+    counter screen of the network asks at once)."""
+    from queue_app.customers.models import Customer
+    from queue_app.realtime.payloads import staff_snapshot
+
+    live.clear_cache()
+    branch = floor.branch
+    names = ("Siti Rahmawati", "Budi Santoso", "Dewi Lestari", "Agus Wijaya", "Rina Putri")
+    for k, name in enumerate(names):
+        customer = Customer(name=name, phone=f"+62812000000{k}")
+        db.session.add(customer)
+        code = ("teller", "cs")[k % 2]
+        make.ticket(branch, code, now=now + timedelta(seconds=k), customer=customer)
+    engine.open_counter(floor.counters["Teller 1"], floor.staff, now=now)
+    engine.open_counter(floor.counters["CS 1"], floor.staff2, now=now)
+    engine.call_next(floor.counters["Teller 1"], floor.staff, now=now + timedelta(seconds=60))
+    engine.call_next(floor.counters["CS 1"], floor.staff2, now=now + timedelta(seconds=60))
+    db.session.commit()
+    bid = branch.id
+    live.branch_estimates(db.session.get(Branch, bid))  # the estimate is not what is counted
+    db.session.commit()
+    db.session.expunge_all()  # as the handler's session finds it: nothing of the branch in it
+
+    found = db.session.get(Branch, bid)  # the socket handler's lookup
+    with statements_sent() as sent:
+        snapshot = staff_snapshot(db.session, found)
+    db.session.rollback()
+
+    served = [c for c in snapshot["counters"] if c["ticket"] is not None]
+    assert [c["staff"] is not None for c in served] == [True, True]
+    assert {c["ticket"]["customer"]["name"] for c in served} == {"Si•• R••••••••", "Bu•• S••••••"}
+    assert len(snapshot["waiting"]) == 3
+    assert all(w["customer"]["name"] for w in snapshot["waiting"])
+    assert [c["services"] for c in snapshot["counters"]][:1] == [["teller"]]
+    # the branch's sequence; the counters with their staff and services; their tickets with
+    # visits and customers; the waiting tickets with theirs; the waiting counts; the services
+    # (24 statements here before: one per counter, its staff, each ticket's visit and customer)
+    assert len(sent) <= 6, "\n".join(sent)

@@ -178,8 +178,9 @@ def list_counters(code):
     """The branch's counters with their status, who is signed in and the current ticket."""
     branch = branch_or_404(code)
     require_view(branch)
+    counters = queries.counters_of(branch.id)
     current = queries.active_tickets_by_counter(branch.id)
-    return {"items": [presenters.counter(c, current.get(c.id)) for c in branch.counters]}
+    return {"items": [presenters.counter(c, current.get(c.id)) for c in counters]}
 
 
 @blp.get("/branches/<code>/queue")

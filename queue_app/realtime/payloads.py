@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from ..branches.models import Branch, Counter, Service
 from ..customers.privacy import mask_name
 from ..tickets import queries
-from ..tickets.models import JourneyEvent, Ticket, TicketStatus
+from ..tickets.models import JourneyEvent, Ticket, TicketStatus, Visit
 
 LAST_CALLS = 8
 CALL_KINDS = ("called", "recall")
@@ -249,16 +249,21 @@ def kiosk_snapshot(session, branch: Branch) -> dict:
 
 def staff_snapshot(session, branch: Branch) -> dict:
     seq = _seq(session, branch.id)  # read first: anything later is covered by a push
-    active = queries.active_tickets_by_counter(branch.id)
+    # the counters first: the tickets' `counter` is then found in the session
+    branch_counters = queries.counters_of(branch.id)
+    active = queries.active_tickets_by_counter(branch.id, customers=True)
     waiting = session.scalars(
         select(Ticket)
-        .options(joinedload(Ticket.service), joinedload(Ticket.visit))
+        .options(joinedload(Ticket.service), joinedload(Ticket.visit).joinedload(Visit.customer))
         .where(Ticket.branch_id == branch.id, Ticket.status == TicketStatus.WAITING)
         .order_by(Ticket.queue_since, Ticket.id)
     ).all()
-    standings = queries.standings(branch.id, waiting)
+    # what was read here, not read again: the open counters, and the sequence that keys the
+    # estimate (read before the rows it is shown next to, as `_floor` does)
+    opened = queries.open_counters(branch.id, branch_counters)
+    standings = queries.standings(branch.id, waiting, opened=opened, event_seq=seq)
     counters = []
-    for counter in branch.counters:
+    for counter in branch_counters:
         ticket = active.get(counter.id)
         counters.append(
             {
@@ -280,7 +285,7 @@ def staff_snapshot(session, branch: Branch) -> dict:
         "every_seq": True,
         "branch": branch_info(branch),
         "counters": counters,
-        "services": service_queues(session, branch),
+        "services": service_queues(session, branch, serving=opened[0], event_seq=seq),
         "waiting": [
             {
                 **ticket_staff(t),

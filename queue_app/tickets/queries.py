@@ -4,6 +4,7 @@ lists."""
 from __future__ import annotations
 
 from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy.orm import joinedload
 
 from ..branches.models import Counter, CounterService, CounterStatus
 from ..extensions import db
@@ -164,10 +165,29 @@ def standings(
     return result
 
 
-def active_tickets_by_counter(branch_id: int) -> dict[int, Ticket]:
-    """The ticket each counter of the branch has called or is serving, in one query."""
+def counters_of(branch_id: int) -> list[Counter]:
+    """The branch's counters in their order, with their staff and their services, in one
+    statement (`Counter.services` and `Counter.staff` then read nothing)."""
+    return list(
+        db.session.scalars(
+            select(Counter)
+            .options(joinedload(Counter.staff), joinedload(Counter.service_links))
+            .where(Counter.branch_id == branch_id)
+            .order_by(Counter.position, Counter.id)
+        ).unique()
+    )
+
+
+def active_tickets_by_counter(branch_id: int, *, customers: bool = False) -> dict[int, Ticket]:
+    """The ticket each counter of the branch has called or is serving, with its service (and
+    with `customers` its visit and the visit's customer), in one query."""
+    options = [joinedload(Ticket.service)]
+    if customers:
+        options.append(joinedload(Ticket.visit).joinedload(Visit.customer))
     rows = db.session.scalars(
-        select(Ticket).where(
+        select(Ticket)
+        .options(*options)
+        .where(
             Ticket.branch_id == branch_id,
             Ticket.counter_id.is_not(None),
             Ticket.status.in_((TicketStatus.CALLED, TicketStatus.SERVING)),
