@@ -98,7 +98,7 @@ def ticket_staff(ticket: Ticket, status: str | None = None) -> dict:
 
 
 def service_queues(
-    session, branch: Branch, service_ids=None, *, serving=None, event_seq=None
+    session, branch: Branch, service_ids=None, *, serving=None, event_seq=None, at=None
 ) -> list[dict]:
     """Waiting count and the estimated wait of a ticket taken now, per active service.
 
@@ -108,7 +108,8 @@ def service_queues(
 
     `serving` (open counters per service id, `queries.open_counters`) and `event_seq` (as
     `waits.live.branch_estimates` takes it): what the caller read in this transaction already
-    (`_floor`); None: read here.
+    (`_floor`); None: read here. `at`: the time of change `event_seq` when the caller holds its
+    journal entry (an estimate made here is then of that moment without reading it again).
     """
     from ..waits import live
 
@@ -126,7 +127,7 @@ def service_queues(
     if serving is None:
         serving = queries.open_counters(branch.id)[0]
     result = []
-    estimates = live.branch_estimates(branch, event_seq=event_seq) if serving else None
+    estimates = live.branch_estimates(branch, at, event_seq=event_seq) if serving else None
     for service in branch.services:
         if not service.active or (service_ids is not None and service.id not in service_ids):
             continue
@@ -355,8 +356,9 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
     """`changes_for` in two steps, so the caller can send the first before the second is
     built: the entries' own pushes (display, kiosk, staff and the ticket's room), then the new
     places of the other waiting tickets (one room per ticket: the costly part). The caller may
-    end the read transaction between the steps; the second reads the waiting tickets and the
-    branch with its counters afresh (`_floor`): nothing the first step read is reused in it.
+    end the read transaction between the steps; the second reads the waiting tickets afresh
+    and takes the open counters and the sequence the first read with the branch (plain values,
+    `_places`), not the branch again.
 
     `wanted(room)`: only the pushes of rooms it accepts (the rooms somebody listens to);
     the places are computed only when a waiting ticket's room is wanted."""
@@ -393,9 +395,15 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
         if e.counter_id in counters and e.kind.startswith("counter_"):
             touched.update(s.id for s in counters[e.counter_id].services)
     seq = branch.event_seq
-    serving = queries.open_counters(branch_id, branch.counters)[0]
+    opened = queries.open_counters(branch_id, branch.counters)
+    serving = opened[0]
+    # the estimate is of the moment of the branch's last change: the last entry here if it is
+    # that one (`waits.live.branch_estimates`, else it reads it)
+    at = events[-1].at if events[-1].seq == seq else None
     queues = (
-        service_queues(session, branch, touched, serving=serving, event_seq=seq) if touched else []
+        service_queues(session, branch, touched, serving=serving, event_seq=seq, at=at)
+        if touched
+        else []
     )
     out: list[tuple[str, dict]] = []
     for e in events:
@@ -477,28 +485,37 @@ def change_steps(session, branch_id: int, seqs: list[int], wanted=None):
         def moved_queue(t: Ticket) -> bool:
             return t.id not in own and (t.service_id in touched or t.target_counter_id is not None)
 
-        out = _places(session, branch_id, base, want, moved_queue)
+        out = _places(session, branch_id, base, want, moved_queue, floor=(opened, seq))
     yield out
 
 
-def _places(session, branch_id: int, base: dict, want, include) -> list[tuple[str, dict]]:
+def _places(
+    session, branch_id: int, base: dict, want, include, floor=None
+) -> list[tuple[str, dict]]:
     """The place and estimated wait of each waiting ticket of the branch that `include`
-    accepts and whose room is wanted, as a `self: false` push with the fields of `base`."""
+    accepts and whose room is wanted, as a `self: false` push with the fields of `base`.
+
+    `floor`: (`queries.open_counters`, the branch's sequence) as the first step read them with
+    the branch (`_floor`), plain values that outlive its transaction; None: read here. The
+    waiting tickets are read here, after that sequence: the state shown is never older than the
+    estimate's key (`_floor`), and a change meanwhile has a push of its own."""
     from ..waits import live
 
+    # with their branch: the estimate asks for it (`queries.standings`), and what the first
+    # step read of it expired with its transaction
     waiting = session.scalars(
         select(Ticket)
-        .options(joinedload(Ticket.service))
+        .options(joinedload(Ticket.service), joinedload(Ticket.branch))
         .where(Ticket.branch_id == branch_id, Ticket.status == TicketStatus.WAITING)
         .order_by(Ticket.queue_since, Ticket.id)
     ).all()
     listening = {t.id for t in waiting if want(f"ticket:{t.id}")}
     standings, seq = {}, None
     if listening:
-        # read in this step's transaction: nothing of the first step's is reused
-        branch, _ = _floor(session, branch_id, services=False)
-        seq = branch.event_seq
-        opened = queries.open_counters(branch_id, branch.counters)
+        if floor is None:
+            branch, _ = _floor(session, branch_id, services=False)
+            floor = (queries.open_counters(branch_id, branch.counters), branch.event_seq)
+        opened, seq = floor
         standings = queries.standings(branch_id, waiting, opened=opened, event_seq=seq)
     out = []
     for t in waiting:
@@ -542,10 +559,11 @@ def estimate_steps(session, branch: Branch, estimate, wanted=None):
     base = {"seq": seq, "kind": "estimate", "at": iso(estimate.at), "branch": branch.code}
     out: list[tuple[str, dict]] = []
     rooms = [f"{a}:{branch_id}" for a in ("display", "kiosk", "staff")]
+    floor = None
     if any(want(room) for room in rooms):
         fresh, prev = _floor(session, branch_id, public_before=seq + 1)
-        serving = queries.open_counters(branch_id, fresh.counters)[0]
-        queues = service_queues(session, fresh, serving=serving, event_seq=fresh.event_seq)
+        floor = (queries.open_counters(branch_id, fresh.counters), fresh.event_seq)
+        queues = service_queues(session, fresh, serving=floor[0][0], event_seq=floor[1])
         public = {**base, "prev": prev, "queues": queues}
         for room in rooms[:2]:
             if want(room):
@@ -553,4 +571,4 @@ def estimate_steps(session, branch: Branch, estimate, wanted=None):
         if want(rooms[2]):
             out.append((rooms[2], {**base, "queues": queues}))
     yield out
-    yield _places(session, branch_id, base, want, lambda _t: True)
+    yield _places(session, branch_id, base, want, lambda _t: True, floor=floor)
