@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Role, User
 from ..branches.models import Branch, Counter
@@ -226,10 +227,13 @@ def revoke_device(device: Device, actor: User, *, now: datetime) -> Device:
 
 
 def device_for_token(token: str | None) -> Device | None:
-    """The device behind a token, paired or pending; None for unknown or revoked tokens."""
+    """The device behind a token, paired or pending; None for unknown or revoked tokens. With
+    its branch in the same statement: every device page speaks the branch's language."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    device = db.session.scalar(select(Device).where(Device.token_hash == digest(token)))
+    device = db.session.scalar(
+        select(Device).options(joinedload(Device.branch)).where(Device.token_hash == digest(token))
+    )
     if device is None or device.revoked_at is not None:
         return None
     return device

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from ..booking import checkin
 from ..booking.models import Appointment
@@ -94,10 +95,14 @@ class Issued:
 
 
 def _lock_device(device_id: int) -> Device:
+    """The device row locked and read afresh (its recent form keys), with its branch in the
+    same statement (read afresh, an object's relationships are too; the branch row itself is
+    not locked)."""
     return db.session.scalar(
         select(Device)
+        .options(joinedload(Device.branch))
         .where(Device.id == device_id)
-        .with_for_update()
+        .with_for_update(of=Device)
         .execution_options(populate_existing=True)
     )
 
