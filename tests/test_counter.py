@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from queue_app.accounts.models import Role
 from queue_app.branches.models import CounterStatus
@@ -19,7 +19,7 @@ from queue_app.customers import queries as customer_queries
 from queue_app.customers.models import Customer
 from queue_app.extensions import db
 from queue_app.tickets import services as engine
-from queue_app.tickets.models import Priority, Ticket, TicketStatus
+from queue_app.tickets.models import JourneyEvent, Priority, Ticket, TicketStatus
 
 from .apihelp import build_floor, fast_passwords
 from .sqlcount import statements_sent
@@ -240,6 +240,30 @@ def test_a_whole_ticket_through_the_screen(client, floor):
     answer = s.ok("close")
     assert answer["state"]["counter"]["status"] == "closed"
     assert answer["state"]["counter"]["staff"] is None
+
+
+def test_an_answer_carries_the_journal_number_of_its_own_change(client, floor):
+    """The screen orders the answers it gets by the branch's journal number (an answer older
+    than the state shown is dropped), so an action's answer must carry the number its own
+    change took, not the one from before it."""
+    issue(floor)
+    s = screen_for(client, floor, floor.staff)
+
+    def last_entry():
+        return db.session.scalar(
+            select(func.max(JourneyEvent.seq)).where(JourneyEvent.branch_id == floor.branch.id)
+        )
+
+    before = s.state()["seq"]
+    answer = s.ok("open")
+    assert answer["state"]["seq"] == last_entry() > before
+    answer = s.ok("call-next")
+    ticket_id = answer["called"]
+    assert answer["state"]["seq"] == last_entry() == s.state()["seq"]
+    for action in ("recall", "start"):
+        seq = s.state()["seq"]
+        answer = s.ok(f"tickets/{ticket_id}/{action}")
+        assert answer["state"]["seq"] == last_entry() > seq
 
 
 def s_counter(floor):

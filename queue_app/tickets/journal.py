@@ -25,6 +25,8 @@ from datetime import datetime
 
 from sqlalchemy import JSON, bindparam, event, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import TextClause
 
 from ..branches.models import Branch
@@ -95,6 +97,7 @@ def _write_pending(session: Session) -> None:
                 .returning(Branch.event_seq)
                 .execution_options(synchronize_session=False)
             ).scalar_one()
+        _keep_number(session, branch_id, last)
         for seq, entry in enumerate(batch, start=last - len(batch) + 1):
             entry.seq = seq
             if not postgres:
@@ -168,6 +171,16 @@ def _number_and_insert(session: Session, branch_id: int, batch: list[JourneyEven
             params[f"{column}_{i}"] = getattr(entry, column)
     seqs = session.execute(_insert_of(len(batch)), params).scalars().all()
     return max(seqs)
+
+
+def _keep_number(session: Session, branch_id: int, last: int) -> None:
+    """The branch this session holds learns the number its commit takes: the session keeps
+    its objects after a commit (`expire_on_commit=False`), and an answer read after the commit
+    (the counter screen's state) would otherwise carry the number from before its own change,
+    older than what it shows."""
+    branch = session.identity_map.get(identity_key(Branch, branch_id))
+    if branch is not None:
+        set_committed_value(branch, "event_seq", last)
 
 
 @event.listens_for(Session, "after_rollback")

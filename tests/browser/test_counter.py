@@ -328,3 +328,48 @@ def test_the_transferred_ticket_shows_the_note_and_others_cannot_operate(
     # (leaving a page aborts its background read of the state: the tab keeps that apart)
     assert budi.problems == []
     assert siti.problems == []
+
+
+def test_an_answer_older_than_the_screen_does_not_take_it_back(branch, open_tab):
+    """The screen reads its state again after every change of the branch. A read sent before an
+    action whose answer comes back after the action's own answer (answers overtake each other on
+    separate connections) is older than what the screen shows: it is dropped, else the ticket just
+    started would show as called again until the next change or poll."""
+    first = branch.numbers[0]
+    tab = open_tab(COUNTER_PC, locale="en-US")
+    page = tab.page
+    sign_in(tab, "budi", "en")
+    tab.goto(f"/counter/JKT01/{branch.counters['Teller 1']}/")
+    page.get_by_test_id("btn-open").click()
+    expect(page.get_by_test_id("counter-status")).to_have_text("Open")
+    expect(page.get_by_test_id("btn-call-next")).to_be_enabled()
+    page.keyboard.press("n")
+    expect(page.get_by_test_id("current-number")).to_have_text(first)
+    expect(page.get_by_test_id("current-status")).to_have_text("Called")
+
+    # a read of the state is answered by the server now ("called") and delivered late
+    held = []
+
+    def hold_the_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(re.compile(r"/state$"), hold_the_first)
+    page.evaluate("() => { window.lateRead = window.CounterScreen.refresh(); }")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    route, stale = held[0]
+    assert stale.json()["active"]["status"] == "called"
+
+    # meanwhile the ticket is started: the action's answer and the change after it are shown
+    page.keyboard.press("s")
+    expect(page.get_by_test_id("current-status")).to_have_text("In service")
+    route.fulfill(response=stale)
+    page.evaluate("() => window.lateRead")  # the late answer has been handled
+    assert page.get_by_test_id("current-status").inner_text() == "In service"
+    expect(page.get_by_test_id("btn-finish")).to_be_enabled()
+    assert tab.problems == []

@@ -334,7 +334,7 @@
     showError("");
     return request("POST", actionBase + path, body || {}).then(function (data) {
       busy = false;
-      state = data.state;
+      adopt(data.state);
       render();
       toast(data.message);
       return true;
@@ -352,10 +352,19 @@
     return post("tickets/" + ticketId + "/" + action, body, errorBox);
   }
 
+  // Answers overtake each other on separate connections: a read sent before an action can
+  // come back after the action's answer. The branch's journal number orders them; an answer
+  // older than the state shown is dropped (a started ticket would otherwise show as called).
+  function adopt(next) {
+    if (state && typeof state.seq === "number" && next.seq < state.seq) return false;
+    state = next;
+    lastSeq = next.seq;
+    return true;
+  }
+
   function refresh() {
     return request("GET", stateUrl).then(function (data) {
-      state = data;
-      lastSeq = data.seq;
+      if (!adopt(data)) return;
       if (!busy) render();
     }, function (err) {
       if (err.status === 401 || err.status === 403) showError(err.message);
