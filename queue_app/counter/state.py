@@ -214,6 +214,7 @@ def counter_state(counter: Counter, user: User, now: datetime) -> dict:
             "mine": counter.staff_id == user.id,
             "can_operate": can_operate(counter, user),
             "services": [s.display_name(lang) for s in served],
+            "service_codes": [s.code for s in served],
         },
         "user": {"id": user.id, "name": user.display_name},
         "active": active_data,

@@ -373,3 +373,38 @@ def test_an_answer_older_than_the_screen_does_not_take_it_back(branch, open_tab)
     assert page.get_by_test_id("current-status").inner_text() == "In service"
     expect(page.get_by_test_id("btn-finish")).to_be_enabled()
     assert tab.problems == []
+
+
+def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
+    """Every counter screen of the branch hears every change; it reads its state again only for
+    a change that can alter what it shows (this counter, a ticket at it or sent to it, a queue it
+    serves). A customer-service ticket does not concern a teller counter; a teller ticket does."""
+    tab = open_tab(COUNTER_PC, locale="en-US")
+    page = tab.page
+    frames, reads = [], []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
+    page.on("request", lambda r: reads.append(r.url) if r.url.endswith("/state") else None)
+    sign_in(tab, "budi", "en")
+    tab.goto(f"/counter/JKT01/{branch.counters['Teller 1']}/")
+    page.get_by_test_id("btn-open").click()
+    expect(page.get_by_test_id("counter-status")).to_have_text("Open")
+    expect(page.get_by_test_id("connection")).to_have_text("Live")
+    page.wait_for_timeout(500)  # the read after opening, if any, is over
+
+    def pushed(number):
+        return any('"change"' in str(f) and f'"{number}"' in str(f) for f in frames)
+
+    reads.clear()
+    cs = branch.issue("cs")
+    for _ in range(100):
+        if pushed(cs):
+            break
+        page.wait_for_timeout(50)
+    assert pushed(cs), "the screen heard the customer-service ticket"
+    page.wait_for_timeout(1000)  # well past the screen's 150 ms before a read
+    assert reads == []
+
+    teller = branch.issue("teller")
+    expect(page.get_by_test_id("waiting").locator(f'[data-ticket="{teller}"]')).to_be_visible()
+    assert len(reads) >= 1
+    assert tab.problems == []

@@ -483,6 +483,23 @@
     if (wasLive !== live) schedulePoll();
   }
 
+  // A change of the branch is read again only when it can change what this screen shows: this
+  // counter, a ticket at it or sent to it, or the queue of a service it serves (a change's
+  // `queues` are the services whose queue moved, docs/realtime.md). Every screen
+  // of the branch hears every change: without this, six screens read their whole state after
+  // each call anywhere in the branch. The 30 s poll and every snapshot still read it.
+  function concernsThisCounter(event) {
+    var me = state.counter;
+    if (!event || !me) return true;
+    if (event.kind === "estimate") return false; // this screen shows no estimate
+    var t = event.ticket;
+    if (!t && !event.counter) return true; // nothing to tell it by: read
+    if (event.counter && event.counter.id === me.id) return true;
+    if (t && ((t.counter && t.counter.id === me.id) || t.target_counter_id === me.id)) return true;
+    var codes = me.service_codes || [];
+    return (event.queues || []).some(function (q) { return codes.indexOf(q.code) !== -1; });
+  }
+
   function connectRealtime() {
     if (!window.QueueFloor || typeof window.QueueFloor.connect !== "function") {
       setConnection("offline");
@@ -494,9 +511,8 @@
       branch: root.dataset.branch,
       onSnapshot: function () { refreshSoon(0); },
       onChange: function (event) {
-        // any change in the branch may move the waiting list or this counter
         if (event && typeof event.seq === "number" && lastSeq !== null && event.seq <= lastSeq) return;
-        refreshSoon();
+        if (concernsThisCounter(event)) refreshSoon();
       },
       onStatus: function (status) {
         var s = typeof status === "string" ? status : status && (status.state || status.status);
