@@ -299,10 +299,42 @@ def realtime_url(urls, spread, i, branch):
     return urls[i % len(urls)]
 
 
-def client_process(urls, spread, specs, ready_q, done, result_q):
+def concerns(change, counter_id, codes) -> bool:
+    """Whether a counter screen reads its state again after this change: what
+    static/js/counter.js `concernsThisCounter` decides (its counter's change, a ticket at it, a
+    counter serving its services opening or closing, a ticket joining or leaving the waiting
+    list it calls from; never an estimate)."""
+    if change.get("kind") == "estimate":
+        return False
+    ticket, counter = change.get("ticket"), change.get("counter")
+    if not ticket and not counter:
+        return True
+    if counter and counter.get("id") == counter_id:
+        return True
+    if ticket and (ticket.get("counter") or {}).get("id") == counter_id:
+        return True
+    mine = any(q.get("code") in codes for q in change.get("queues") or ())
+    if not ticket:
+        return mine
+    if change.get("from_status") != "waiting" and ticket.get("status") != "waiting":
+        return False
+    if ticket.get("target_counter_id"):
+        return ticket["target_counter_id"] == counter_id
+    return mine
+
+
+def client_process(urls, spread, specs, ready_q, done, result_q, web_url, screen_reads):
     """Holds asyncio python-socketio clients. specs: [(kind, branch, credential)], kind one of
     display, staff, phone. Reports the `called` pushes the displays heard
-    [(branch, number, time)], the disconnects [(kind, time)] and failed connects."""
+    [(branch, number, time)], the disconnects [(kind, time)] and failed connects, and the
+    counter screens' reads of their state [(sent at, ms, ok)].
+
+    A staff socket is a counter screen (credential: session cookie, counter id, its service
+    codes): as static/js/counter.js does, it reads `GET /counter/<branch>/<id>/state` 150 ms
+    after a change (a later change within them restarts the wait), for every change
+    (`screen_reads` "every", what the screen did before it told changes apart), for the changes
+    that concern it ("concerned", what it does now) or never ("off")."""
+    import aiohttp
     import socketio
 
     async def main():
@@ -311,14 +343,51 @@ def client_process(urls, spread, specs, ready_q, done, result_q):
         failed = Counter()
         changes = [0]
         clients = []
+        reads: list[tuple[float, float, bool]] = []
+        timers: dict[int, asyncio.TimerHandle] = {}
+        in_flight: set[asyncio.Task] = set()
+        loop = asyncio.get_running_loop()
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=128),
+            timeout=aiohttp.ClientTimeout(total=30),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+        async def read_state(branch, cookie, counter_id):
+            sent, t0, ok = time.time(), time.perf_counter(), False
+            headers = {"User-Agent": UA, "Cookie": f"session={cookie}"}
+            headers["Accept"] = "application/json"
+            try:
+                url = f"{web_url}/counter/{branch}/{counter_id}/state"
+                async with http.get(url, headers=headers) as r:
+                    await r.read()
+                    ok = r.status == 200
+            except Exception:
+                ok = False
+            reads.append((sent, (time.perf_counter() - t0) * 1000, ok))
+
+        def read_soon(branch, cookie, counter_id):
+            def go():
+                t = asyncio.ensure_future(read_state(branch, cookie, counter_id))
+                in_flight.add(t)
+                t.add_done_callback(in_flight.discard)
+
+            if counter_id in timers:
+                timers[counter_id].cancel()
+            timers[counter_id] = loop.call_later(0.15, go)
 
         async def one(i, kind, branch, cred):
             c = socketio.AsyncClient(reconnection=False)
+            screen = cred if kind == "staff" else None
 
             async def on_change(data):
                 changes[0] += 1
                 if kind == "display" and data.get("kind") == "called":
                     heard.append((data.get("branch"), data["ticket"]["number"], time.time()))
+                if screen is not None and screen_reads != "off":
+                    cookie, counter_id, codes = screen
+                    if screen_reads == "every" or concerns(data, counter_id, codes):
+                        read_soon(branch, cookie, counter_id)
 
             async def on_disconnect(*_a):
                 disconnects.append((kind, time.time()))
@@ -330,7 +399,7 @@ def client_process(urls, spread, specs, ready_q, done, result_q):
             if kind == "display":
                 headers["Cookie"] = f"qa_device_display={cred}"
             elif kind == "staff":
-                headers["Cookie"] = f"session={cred}"
+                headers["Cookie"] = f"session={cred[0]}"
                 kwargs["auth"] = {"branch": branch}
             else:
                 kwargs["auth"] = {"ticket": cred}
@@ -355,10 +424,11 @@ def client_process(urls, spread, specs, ready_q, done, result_q):
         ready_q.put((sum(1 for c in clients if c.connected), dict(failed)))
         await asyncio.get_running_loop().run_in_executor(None, done.wait)
         await asyncio.sleep(2)  # late pushes
-        result_q.put((heard, disconnects, changes[0], time.process_time()))
+        result_q.put((heard, disconnects, changes[0], time.process_time(), reads))
         for c in clients:
             with contextlib.suppress(Exception):
                 await c.disconnect()
+        await http.close()
 
     try:
         import uvloop
@@ -636,7 +706,7 @@ def slowest_seconds(phase, top=3) -> list[dict]:
     ]
 
 
-def summarise(phase, duration, heard_by_key, disconnects, displays):
+def summarise(phase, duration, heard_by_key, disconnects, displays, reads=()):
     pushes, missing = [], 0
     for branch, number, answered in phase.calls:
         if branch not in displays:
@@ -647,7 +717,10 @@ def summarise(phase, duration, heard_by_key, disconnects, displays):
         else:
             missing += 1
     dropped = sum(1 for _kind, t in disconnects if phase.t0 <= t <= phase.t1 + 2)
-    errors = sum(phase.errors.values()) + missing + dropped
+    screen = [(ms, ok) for sent, ms, ok in reads if phase.t0 <= sent <= phase.t1]
+    screen_ms = [ms for ms, ok in screen if ok]
+    screen_failed = sum(1 for _ms, ok in screen if not ok)
+    errors = sum(phase.errors.values()) + missing + dropped + screen_failed
     lat = phase.lat
     issue = lat["issue_api"] + lat["issue_kiosk"]
     return {
@@ -670,6 +743,13 @@ def summarise(phase, duration, heard_by_key, disconnects, displays):
             "p50": pct(pushes, 50),
             "p99": pct(pushes, 99),
             "max": round(max(pushes), 1) if pushes else None,
+        },
+        "screen_reads": {
+            "n": len(screen),
+            "per_s": round(len(screen) / duration, 1),
+            "p50_ms": pct(screen_ms, 50),
+            "p99_ms": pct(screen_ms, 99),
+            "failed": screen_failed,
         },
         "pushes_missing": missing,
         "sockets_dropped": dropped,
@@ -780,7 +860,8 @@ def socket_specs(branches, n_sockets):
         for b in branches:
             if left <= 0:
                 break
-            specs.append(("staff", b["code"], b["staff_cookies"][k]))
+            c = b["counters"][k]
+            specs.append(("staff", b["code"], (b["staff_cookies"][k], c["id"], c["services"])))
             left -= 1
     phones = [(b["code"], tok) for b in branches for tok in b["backlog"]]
     for i in range(max(0, left)):
@@ -848,12 +929,15 @@ def run(args):
         specs = socket_specs(branches, args.sockets)
         displays = {code for kind, code, _ in specs if kind == "display"}
         chunks = [specs[i :: args.client_procs] for i in range(args.client_procs)]
+        port = free_port()  # gunicorn's, for every layout: the counter screens read from it
+        web_url = f"http://127.0.0.1:{port}"
         ctx = mp.get_context("spawn")
         ready_q, result_q, done = ctx.Queue(), ctx.Queue(), ctx.Event()
         for chunk in chunks:
             p = ctx.Process(
                 target=client_process,
-                args=(rt_urls, args.realtime_spread, chunk, ready_q, done, result_q),
+                args=(rt_urls, args.realtime_spread, chunk, ready_q, done, result_q, web_url),
+                kwargs={"screen_reads": args.screen_reads},
             )
             p.start()
             procs.append(p)
@@ -867,20 +951,22 @@ def run(args):
             f"{connected}/{len(specs)} sockets connected ({dict(kinds)}; failed: {dict(failed)})",
             flush=True,
         )
-        port = free_port()
         phases, mean_service = asyncio.run(play(args, env, branches, port, servers, log, displays))
         done.set()
-        heard, disconnects, changes, clients_cpu = [], [], 0, 0.0
+        heard, disconnects, changes, clients_cpu, reads = [], [], 0, 0.0, []
         for _ in procs:
-            h, d, n, cpu = result_q.get(timeout=600)
+            h, d, n, cpu, r = result_q.get(timeout=600)
             heard += h
             disconnects += d
             changes += n
             clients_cpu += cpu
+            reads += r
         by_key = defaultdict(list)
         for branch, number, t in heard:
             by_key[(branch, number)].append(t)
-        results = [summarise(p, args.duration, by_key, disconnects, displays) for p in phases]
+        results = [
+            summarise(p, args.duration, by_key, disconnects, displays, reads) for p in phases
+        ]
         summary = {
             "branches": len(branches),
             "sockets": {"asked": len(specs), "connected": connected, **dict(kinds)},
@@ -889,6 +975,7 @@ def run(args):
             "duration_s": args.duration,
             "realtime_procs": args.realtime_procs,
             "realtime_spread": args.realtime_spread,
+            "screen_reads": args.screen_reads,
             "mean_service_s": round(mean_service, 1),
             "changes_heard": changes,
             "clients_cpu_s": round(clients_cpu, 1),  # the socket client processes, whole run
@@ -965,6 +1052,12 @@ def main():
         help="sockets to realtime processes by branch (the README's nginx) or client after client",
     )  # fmt: skip
     parser.add_argument("--client-procs", type=int, default=2, help="socket client processes")
+    parser.add_argument(
+        "--screen-reads", choices=("concerned", "every", "off"), default="concerned",
+        help="the counter screens read their state after the changes that concern them (as "
+        "static/js/counter.js does), after every change of their branch (as it did before) "
+        "or never",
+    )  # fmt: skip
     parser.add_argument(
         "--redis-url", default=os.environ.get("BENCH_REDIS_URL"),
         help="default: a private redis-server on a free port",

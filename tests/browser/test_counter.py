@@ -377,8 +377,10 @@ def test_an_answer_older_than_the_screen_does_not_take_it_back(branch, open_tab)
 
 def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     """Every counter screen of the branch hears every change; it reads its state again only for
-    a change that can alter what it shows (this counter, a ticket at it or sent to it, a queue it
-    serves). A customer-service ticket does not concern a teller counter; a teller ticket does."""
+    a change that can alter what it shows: its counter, a ticket at it, a ticket joining or
+    leaving the waiting list it calls from. A customer-service ticket does not concern a teller
+    counter; a teller ticket does, and so does its call at another teller counter (it leaves the
+    list), but not its start there."""
     tab = open_tab(COUNTER_PC, locale="en-US")
     page = tab.page
     frames, reads = [], []
@@ -391,20 +393,51 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     expect(page.get_by_test_id("connection")).to_have_text("Live")
     page.wait_for_timeout(500)  # the read after opening, if any, is over
 
-    def pushed(number):
-        return any('"change"' in str(f) and f'"{number}"' in str(f) for f in frames)
+    def heard(*parts):
+        for _ in range(100):
+            if any('"change"' in str(f) and all(p in str(f) for p in parts) for f in frames):
+                return True
+            page.wait_for_timeout(50)
+        return False
+
+    def at_teller_2(step):
+        from queue_app.accounts.models import User
+        from queue_app.branches.models import Branch as BranchModel
+        from queue_app.tickets.models import Ticket
+
+        with branch.app.app_context():
+            b = db.session.get(BranchModel, branch.branch_id)
+            siti = db.session.scalar(db.select(User).where(User.username == "siti"))
+            counter = factories.counter(b, "Teller 2")
+            ticket = db.session.scalar(db.select(Ticket).where(Ticket.number == teller))
+            now = datetime.now(UTC)
+            if step == "call":
+                engine.open_counter(counter, siti, now=now)
+                engine.call_ticket(ticket, counter, siti, now=now)
+            else:
+                engine.start(ticket, siti, now=now)
+            db.session.commit()
 
     reads.clear()
     cs = branch.issue("cs")
-    for _ in range(100):
-        if pushed(cs):
-            break
-        page.wait_for_timeout(50)
-    assert pushed(cs), "the screen heard the customer-service ticket"
+    assert heard(f'"{cs}"'), "the screen heard the customer-service ticket"
     page.wait_for_timeout(1000)  # well past the screen's 150 ms before a read
     assert reads == []
 
     teller = branch.issue("teller")
-    expect(page.get_by_test_id("waiting").locator(f'[data-ticket="{teller}"]')).to_be_visible()
+    item = page.get_by_test_id("waiting").locator(f'[data-ticket="{teller}"]')
+    expect(item).to_be_visible()
     assert len(reads) >= 1
+
+    # called at Teller 2: it leaves this counter's list
+    at_teller_2("call")
+    expect(item).to_have_count(0)
+
+    # started there: nothing this screen shows changes
+    page.wait_for_timeout(500)
+    reads.clear()
+    at_teller_2("start")
+    assert heard(f'"{teller}"', '"serving"'), "the screen heard the start at Teller 2"
+    page.wait_for_timeout(1000)
+    assert reads == []
     assert tab.problems == []

@@ -483,11 +483,14 @@
     if (wasLive !== live) schedulePoll();
   }
 
-  // A change of the branch is read again only when it can change what this screen shows: this
-  // counter, a ticket at it or sent to it, or the queue of a service it serves (a change's
-  // `queues` are the services whose queue moved, docs/realtime.md). Every screen
-  // of the branch hears every change: without this, six screens read their whole state after
-  // each call anywhere in the branch. The 30 s poll and every snapshot still read it.
+  // A change of the branch is read again only when it can change what this screen shows:
+  // this counter's, a ticket at it, a counter serving one of its services opening or closing
+  // (a change's `queues` are the services whose queue it moved, docs/realtime.md), and a
+  // ticket joining or leaving the waiting list this counter calls from (its services, or sent
+  // to it). A ticket recalled, started or finished at another counter and an estimate change
+  // nothing here. Every screen of the branch hears every change: without this, six screens
+  // read their whole state after each step of every visit. The 30 s poll and every snapshot
+  // still read it.
   function concernsThisCounter(event) {
     var me = state.counter;
     if (!event || !me) return true;
@@ -495,9 +498,13 @@
     var t = event.ticket;
     if (!t && !event.counter) return true; // nothing to tell it by: read
     if (event.counter && event.counter.id === me.id) return true;
-    if (t && ((t.counter && t.counter.id === me.id) || t.target_counter_id === me.id)) return true;
+    if (t && t.counter && t.counter.id === me.id) return true;
     var codes = me.service_codes || [];
-    return (event.queues || []).some(function (q) { return codes.indexOf(q.code) !== -1; });
+    var mine = (event.queues || []).some(function (q) { return codes.indexOf(q.code) !== -1; });
+    if (!t) return mine;
+    if (event.from_status !== "waiting" && t.status !== "waiting") return false;
+    if (t.target_counter_id) return t.target_counter_id === me.id;
+    return mine;
   }
 
   function connectRealtime() {
