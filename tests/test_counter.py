@@ -266,6 +266,19 @@ def test_an_answer_carries_the_journal_number_of_its_own_change(client, floor):
         assert answer["state"]["seq"] == last_entry() > seq
 
 
+def test_a_state_read_takes_the_active_tickets_visit_with_it(client, floor):
+    """The ticket at the counter comes with its visit (whose customer the panel shows): no read
+    of the visit on its own, and the signed-in user is read once (the sign-in's)."""
+    issue(floor)
+    s = screen_for(client, floor, floor.staff)
+    s.ok("open")
+    s.ok("call-next")
+    with statements_sent() as sent:
+        assert s.state()["active"] is not None
+    assert [x for x in sent if re.search(r"\bFROM visits\b", x)] == []
+    assert sum(bool(re.search(r"\bFROM users\b", x)) for x in sent) == 1
+
+
 def s_counter(floor):
     return floor.counter_id("Teller 1")
 

@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -31,6 +32,7 @@ from queue_app.observability.logs import json_formatter
 
 from .apihelp import API, issue, ok, post
 from .servers import ROOT, start_server, stop_server
+from .sqlcount import statements_sent
 
 FAMILIES = (
     "queue_app_http_requests",
@@ -276,6 +278,22 @@ def test_the_access_line_hides_secret_path_parts_and_control_characters(client, 
     assert paths == ["/t/<token>", "/no/such?fake INFO line", "/r/<signed>/thanks"]
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert token not in text and "query-secret" not in text
+
+
+def test_the_log_line_takes_the_user_id_without_reading_the_user_again(client, floor, caplog):
+    """The counter screen's read ends its transaction with a rollback, which expires the
+    signed-in user: the access log's user id comes from the row's identity, not from a second
+    read of the row after the view (one `users` read per request, the sign-in's)."""
+    with client.session_transaction() as sess:
+        sess["_user_id"] = floor.staff.get_id()
+        sess["_fresh"] = True
+    url = f"/counter/JKT01/{floor.counter_id('Teller 1')}/state"
+    with caplog.at_level(logging.INFO), statements_sent() as sent:
+        response = client.get(url, headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    assert sum(bool(re.search(r"\bFROM users\b", s)) for s in sent) == 1
+    [record] = [r for r in caplog.records if r.name == "queue_app.access"]
+    assert json.loads(json_formatter().format(record))["user_id"] == floor.staff.id
 
 
 def test_every_record_of_a_request_carries_its_id_and_the_json_line_parses(client, floor, caplog):

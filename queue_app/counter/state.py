@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_time
 from flask_babel import get_locale
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Role, User
 from ..branches.models import Branch, Counter, CounterStatus, Service
@@ -21,7 +22,7 @@ from ..customers.models import Customer
 from ..customers.privacy import mask_phone  # noqa: F401 (the counter's mask, kept importable)
 from ..extensions import db
 from ..tickets import queries as ticket_queries
-from ..tickets.models import Ticket, TicketStatus, Visit
+from ..tickets.models import Ticket, TicketStatus
 from .choices import OUTCOMES, PAUSE_REASONS
 
 HISTORY_LIMIT = 10
@@ -146,6 +147,7 @@ def counter_state(counter: Counter, user: User, now: datetime) -> dict:
     ]
     here = db.session.scalars(
         select(Ticket)
+        .options(joinedload(Ticket.visit))  # the customer panel asks for the active one's
         .where(
             Ticket.counter_id == counter.id,
             Ticket.status.in_((TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.HELD)),
@@ -188,7 +190,7 @@ def counter_state(counter: Counter, user: User, now: datetime) -> dict:
     active_data = None
     if active is not None:
         active_data = _ticket(active, lang, counter)
-        visit = db.session.get(Visit, active.visit_id)
+        visit = active.visit
         if visit.customer_id is not None:
             customer = customer_panel(
                 db.session.get(Customer, visit.customer_id), visit.id, viewer=user

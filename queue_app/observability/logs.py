@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from flask import g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
+from sqlalchemy import inspect as sa_inspect
 
 # `metrics` is imported where it is used: gunicorn's master builds `JsonLogFormatter` from this
 # module and must not create the metrics (their files) itself
@@ -166,10 +167,16 @@ def safe_path() -> str:
 
 
 def _user_id():
+    """The signed-in user's id, taken from the row's identity: a view that ended its read-only
+    transaction with a rollback expired the user, and asking it anything would read the row
+    again for the log line's sake."""
     user = g.get("user") or g.get("_login_user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        return getattr(user, "id", None)
-    return None
+    if user is None:
+        return None
+    state = sa_inspect(user, raiseerr=False)
+    if state is not None:
+        return state.identity[0] if state.identity else None
+    return getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
 
 
 def _start_request():
