@@ -301,9 +301,11 @@ def realtime_url(urls, spread, i, branch):
 
 def concerns(change, counter_id, codes) -> bool:
     """Whether a counter screen reads its state again after this change: what
-    static/js/counter.js `concernsThisCounter` decides (its counter's change, a ticket at it, a
-    counter serving its services opening or closing, a ticket joining or leaving the waiting
-    list it calls from; never an estimate)."""
+    static/js/counter.js decides (`concernsThisCounter`, then `applyChange`): its counter's
+    change, a ticket at it, a counter serving its services opening or closing, a ticket joining
+    or leaving the waiting list it calls from unless the push itself tells it (a ticket leaving,
+    a walk-in joining); never an estimate. The page applies a push only on a state true up to
+    the change before it; the model takes that as given (every change is heard, in order)."""
     if change.get("kind") == "estimate":
         return False
     ticket, counter = change.get("ticket"), change.get("counter")
@@ -316,11 +318,16 @@ def concerns(change, counter_id, codes) -> bool:
     mine = any(q.get("code") in codes for q in change.get("queues") or ())
     if not ticket:
         return mine
-    if change.get("from_status") != "waiting" and ticket.get("status") != "waiting":
+    joins, leaves = ticket.get("status") == "waiting", change.get("from_status") == "waiting"
+    if not joins and not leaves:
         return False
-    if ticket.get("target_counter_id"):
-        return ticket["target_counter_id"] == counter_id
-    return mine
+    target = ticket.get("target_counter_id")
+    if not (target == counter_id if target else mine):
+        return False  # not on the list it calls from
+    if leaves and not joins:
+        return False  # applied from the push
+    walk_in = not target and not ticket.get("transferred") and ticket.get("source") != "appointment"
+    return not (change.get("kind") == "issued" and walk_in)
 
 
 def client_process(urls, spread, specs, ready_q, done, result_q, web_url, screen_reads):

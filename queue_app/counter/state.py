@@ -169,6 +169,8 @@ def counter_state(counter: Counter, user: User, now: datetime) -> dict:
     groups = [
         {
             "key": "targeted",
+            "code": None,
+            "service_id": None,
             "service": None,
             "tickets": [_ticket(t, lang, counter) for t in waiting if t.target_counter_id],
         }
@@ -177,6 +179,8 @@ def counter_state(counter: Counter, user: User, now: datetime) -> dict:
         groups.append(
             {
                 "key": f"service-{s.id}",
+                "code": s.code,
+                "service_id": s.id,
                 "service": s.display_name(lang),
                 "tickets": [
                     _ticket(t, lang, counter)

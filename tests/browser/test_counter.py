@@ -376,11 +376,12 @@ def test_an_answer_older_than_the_screen_does_not_take_it_back(branch, open_tab)
 
 
 def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
-    """Every counter screen of the branch hears every change; it reads its state again only for
-    a change that can alter what it shows: its counter, a ticket at it, a ticket joining or
-    leaving the waiting list it calls from. A customer-service ticket does not concern a teller
-    counter; a teller ticket does, and so does its call at another teller counter (it leaves the
-    list), but not its start there."""
+    """Every counter screen of the branch hears every change. It reads its state again only for
+    a change that can alter what it shows and that it cannot apply from the push itself: a
+    customer-service ticket does not concern a teller counter; a teller walk-in joining its list
+    and a teller ticket called at another counter (leaving it) are applied from the push; a
+    start at another counter changes nothing here; another teller counter opening is read.
+    After all that the screen shows what a fresh read of the server says."""
     tab = open_tab(COUNTER_PC, locale="en-US")
     page = tab.page
     frames, reads = [], []
@@ -392,6 +393,7 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     expect(page.get_by_test_id("counter-status")).to_have_text("Open")
     expect(page.get_by_test_id("connection")).to_have_text("Live")
     page.wait_for_timeout(500)  # the read after opening, if any, is over
+    waiting = page.get_by_test_id("waiting")
 
     def heard(*parts):
         for _ in range(100):
@@ -399,6 +401,11 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
                 return True
             page.wait_for_timeout(50)
         return False
+
+    def listed():
+        return waiting.locator("[data-ticket]").evaluate_all(
+            "items => items.map(i => i.dataset.ticket)"
+        )
 
     def at_teller_2(step):
         from queue_app.accounts.models import User
@@ -411,8 +418,9 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
             counter = factories.counter(b, "Teller 2")
             ticket = db.session.scalar(db.select(Ticket).where(Ticket.number == teller))
             now = datetime.now(UTC)
-            if step == "call":
+            if step == "open":
                 engine.open_counter(counter, siti, now=now)
+            elif step == "call":
                 engine.call_ticket(ticket, counter, siti, now=now)
             else:
                 engine.start(ticket, siti, now=now)
@@ -424,20 +432,58 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     page.wait_for_timeout(1000)  # well past the screen's 150 ms before a read
     assert reads == []
 
+    # a teller walk-in joins the list at its end, from the push
     teller = branch.issue("teller")
-    item = page.get_by_test_id("waiting").locator(f'[data-ticket="{teller}"]')
-    expect(item).to_be_visible()
-    assert len(reads) >= 1
+    expect(waiting.locator(f'[data-ticket="{teller}"]')).to_be_visible()
+    assert listed() == [*branch.numbers, teller]
+    expect(page.get_by_test_id("waiting-count")).to_have_text("(4)")
+    page.wait_for_timeout(1000)
+    assert reads == []
 
-    # called at Teller 2: it leaves this counter's list
+    # Teller 2 opens: a counter of this service, read
+    at_teller_2("open")
+    for _ in range(100):
+        if reads:
+            break
+        page.wait_for_timeout(50)
+    assert len(reads) == 1
+    page.wait_for_timeout(500)
+
+    # called at Teller 2: it leaves this counter's list, from the push
+    reads.clear()
     at_teller_2("call")
-    expect(item).to_have_count(0)
+    expect(waiting.locator(f'[data-ticket="{teller}"]')).to_have_count(0)
+    expect(page.get_by_test_id("waiting-count")).to_have_text("(3)")
 
     # started there: nothing this screen shows changes
-    page.wait_for_timeout(500)
-    reads.clear()
     at_teller_2("start")
     assert heard(f'"{teller}"', '"serving"'), "the screen heard the start at Teller 2"
     page.wait_for_timeout(1000)
     assert reads == []
+
+    # what the screen shows is what the server says
+    shown = page.evaluate("() => window.CounterScreen.state()")
+    fresh = page.evaluate(
+        "url => fetch(url, {headers: {Accept: 'application/json'}}).then(r => r.json())",
+        f"/counter/JKT01/{branch.counters['Teller 1']}/state",
+    )
+
+    def same_instants(groups):  # the push writes UTC as "Z", the state as "+00:00"
+        return [
+            {
+                **g,
+                "tickets": [
+                    {
+                        k: datetime.fromisoformat(v) if k.endswith(("_at", "_since")) and v else v
+                        for k, v in t.items()
+                    }
+                    for t in g["tickets"]
+                ],
+            }
+            for g in groups
+        ]
+
+    assert shown["seq"] == fresh["seq"]
+    assert same_instants(shown["waiting"]) == same_instants(fresh["waiting"])
+    assert shown["waiting_count"] == fresh["waiting_count"] == 3
     assert tab.problems == []

@@ -1,7 +1,8 @@
 /* The counter screen. Renders from the JSON state of GET .../state (embedded in the page for
  * the first paint), posts every action with fetch and renders the state the answer carries.
- * Realtime change events (QueueFloor, static/js/floor.js) are hints: they make the page read
- * the state again. Without them, or while disconnected, the page polls. */
+ * Realtime change events (QueueFloor, static/js/floor.js) are hints: a change that concerns
+ * this counter makes the page read the state again, except a ticket joining or leaving its
+ * waiting list, applied from the push. Without them, or while disconnected, the page polls. */
 (function () {
   "use strict";
 
@@ -21,7 +22,9 @@
   var live = false;
   var pollTimer = null;
   var refreshTimer = null;
-  var lastSeq = null;
+  var inFlight = 0; // reads of the state on their way
+  var lastSeq = null; // the branch's journal number the state shown is true at
+  var quiet = {}; // numbers heard above lastSeq that leave the state as it is (or were applied)
 
   function $(id) { return document.getElementById(id); }
   function fmt(template, values) {
@@ -335,6 +338,7 @@
     return request("POST", actionBase + path, body || {}).then(function (data) {
       busy = false;
       adopt(data.state);
+      advance();
       render();
       toast(data.message);
       return true;
@@ -363,16 +367,85 @@
   }
 
   function refresh() {
+    inFlight += 1;
     return request("GET", stateUrl).then(function (data) {
-      if (!adopt(data)) return;
-      if (!busy) render();
+      inFlight -= 1;
+      if (adopt(data) && !busy) render();
+      advance();
     }, function (err) {
+      inFlight -= 1;
       if (err.status === 401 || err.status === 403) showError(err.message);
     });
   }
   function refreshSoon(delay) {
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(refresh, delay === undefined ? 150 : delay);
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      refresh();
+    }, delay === undefined ? 150 : delay);
+  }
+  function reading() { return refreshTimer !== null || inFlight > 0; }
+
+  // The state stays true through change `seq` (it does not concern this counter, or it was
+  // applied): move lastSeq over every such number that follows it without a gap. Not while a
+  // read is on its way: its answer, older than those numbers, would be dropped.
+  function advance() {
+    if (lastSeq === null || reading() || busy) return;
+    while (quiet[lastSeq + 1]) {
+      lastSeq += 1;
+      state.seq = lastSeq;
+    }
+    Object.keys(quiet).forEach(function (k) { if (+k <= lastSeq) delete quiet[k]; });
+  }
+  function note(seq) {
+    quiet[seq] = true;
+    advance();
+  }
+
+  // The two changes of the waiting list that every screen of a service hears most, applied
+  // from the push itself instead of a read: a ticket that leaves it (called at another
+  // counter, cancelled) and a walk-in that joins it (issued, neither sent to a counter,
+  // transferred nor booked; placed by when it joined, as the server orders the list). Only
+  // on a state true up to the change before it; anything else is read.
+  function findWaiting(id) {
+    for (var g = 0; g < state.waiting.length; g++) {
+      var list = state.waiting[g].tickets;
+      for (var i = 0; i < list.length; i++) if (list[i].id === id) return { list: list, index: i };
+    }
+    return null;
+  }
+  function applyChange(event) {
+    var t = event.ticket;
+    if (busy || reading() || lastSeq === null || event.seq !== lastSeq + 1) return false;
+    if (!t || typeof t.id !== "number") return false;
+    var at = findWaiting(t.id);
+    if (event.from_status === "waiting" && t.status !== "waiting") {
+      if (!at) return false;
+      at.list.splice(at.index, 1);
+      state.waiting_count -= 1;
+      return true;
+    }
+    if (event.kind !== "issued" || t.status !== "waiting" || at) return false;
+    if (t.target_counter_id || t.transferred || t.source === "appointment" || !t.waiting_since) return false;
+    var group = null;
+    state.waiting.forEach(function (g) { if (g.code && t.service && g.code === t.service.code) group = g; });
+    if (!group) return false;
+    var item = {
+      id: t.id, number: t.number, status: "waiting", service_id: group.service_id,
+      service: group.service, priority: t.priority, targeted: false, transferred: false,
+      handover_note: null, notes: null, issued_at: t.issued_at, queue_since: t.waiting_since,
+      called_at: null, last_called_at: null, started_at: null, recall_count: 0,
+      appointment_due_at: null,
+    };
+    var k = group.tickets.length;
+    while (k > 0 && later(group.tickets[k - 1], item)) k -= 1;
+    group.tickets.splice(k, 0, item);
+    state.waiting_count += 1;
+    return true;
+  }
+  function later(a, b) { // a joined after b (the server's order: queue_since, then id)
+    var ta = Date.parse(a.queue_since), tb = Date.parse(b.queue_since);
+    return ta > tb || (ta === tb && a.id > b.id);
   }
   function schedulePoll() {
     clearInterval(pollTimer);
@@ -518,8 +591,17 @@
       branch: root.dataset.branch,
       onSnapshot: function () { refreshSoon(0); },
       onChange: function (event) {
-        if (event && typeof event.seq === "number" && lastSeq !== null && event.seq <= lastSeq) return;
-        if (concernsThisCounter(event)) refreshSoon();
+        if (!event || typeof event.seq !== "number") { refreshSoon(); return; }
+        if (lastSeq !== null && event.seq <= lastSeq) return;
+        if (!concernsThisCounter(event)) { note(event.seq); return; }
+        if (applyChange(event)) {
+          note(event.seq);
+          renderWaiting(); // the clock keeps its offset: no answer of the server came with it
+          renderButtons();
+          tick();
+          return;
+        }
+        refreshSoon();
       },
       onStatus: function (status) {
         var s = typeof status === "string" ? status : status && (status.state || status.status);
