@@ -50,6 +50,10 @@
     };
     var pending = false;
     var connectTimer = null;
+    // the server sends its snapshot as it accepts the connection, and socket.io-client hands
+    // that event over before its own "connect": a snapshot already taken on this connection
+    // means no timer (else every connection asked for a second one 5 s later)
+    var snapshotThisConnection = false;
 
     var socket = io((opts.url || "") + "/floor", {
       auth: opts.auth || {},
@@ -75,6 +79,7 @@
       if (!snap || typeof snap.seq !== "number") return;
       if (!state.fresh && state.seq !== null && snap.seq < state.seq) return; // older than what we have
       state.fresh = false;
+      snapshotThisConnection = true;
       state.seq = snap.seq;
       state.everySeq = snap.every_seq !== false;
       state.snapshots += 1;
@@ -129,15 +134,18 @@
     }
 
     socket.on("connect", function () {
-      state.fresh = true;
       setStatus("online");
       clearTimeout(connectTimer);
+      if (snapshotThisConnection) return;
+      state.fresh = true;
       connectTimer = setTimeout(requestSnapshot, CONNECT_SNAPSHOT_MS); // unless the server's came
     });
     socket.on("snapshot", applySnapshot);
     socket.on("change", handleChange);
     socket.on("disconnect", function (reason) {
       pending = false;
+      snapshotThisConnection = false;
+      state.fresh = true; // the next connection's first snapshot is taken whatever its seq
       if (reason === "io server disconnect") { // the server no longer accepts this connection
         setStatus("refused", reason);
       } else {
