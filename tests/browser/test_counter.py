@@ -407,23 +407,28 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
             "items => items.map(i => i.dataset.ticket)"
         )
 
-    def at_teller_2(step):
+    def at_teller_2(step, number=None, counter="Teller 2", username="siti"):
         from queue_app.accounts.models import User
         from queue_app.branches.models import Branch as BranchModel
         from queue_app.tickets.models import Ticket
 
         with branch.app.app_context():
             b = db.session.get(BranchModel, branch.branch_id)
-            siti = db.session.scalar(db.select(User).where(User.username == "siti"))
-            counter = factories.counter(b, "Teller 2")
-            ticket = db.session.scalar(db.select(Ticket).where(Ticket.number == teller))
+            who = db.session.scalar(db.select(User).where(User.username == username))
+            at = factories.counter(b, counter)
+            ticket = db.session.scalar(  # today's: earlier days had the same numbers
+                db.select(Ticket)
+                .where(Ticket.number == (number or teller))
+                .order_by(Ticket.id.desc())
+                .limit(1)
+            )
             now = datetime.now(UTC)
             if step == "open":
-                engine.open_counter(counter, siti, now=now)
+                engine.open_counter(at, who, now=now)
             elif step == "call":
-                engine.call_ticket(ticket, counter, siti, now=now)
+                engine.call_ticket(ticket, at, who, now=now)
             else:
-                engine.start(ticket, siti, now=now)
+                engine.start(ticket, who, now=now)
             db.session.commit()
 
     reads.clear()
@@ -486,4 +491,16 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     assert shown["seq"] == fresh["seq"]
     assert same_instants(shown["waiting"]) == same_instants(fresh["waiting"])
     assert shown["waiting_count"] == fresh["waiting_count"] == 3
+
+    # a ticket of the list called at this counter from elsewhere (the API, another tab): it
+    # leaves the list, and the screen reads what is at its counter now
+    first = branch.numbers[0]
+    at_teller_2("call", first, counter="Teller 1", username="budi")
+    expect(page.get_by_test_id("current-number")).to_have_text(first)
+    expect(page.get_by_test_id("current-status")).to_have_text("Called")
+    expect(waiting.locator(f'[data-ticket="{first}"]')).to_have_count(0)
+    # one snapshot, the one the server sent on connecting; none asked for since (the test has
+    # run longer than the 5 s after which a connection without one asks)
+    floor = page.evaluate("({...QueueFloor.last.state})")
+    assert (floor["snapshots"], floor["requested"], floor["gaps"]) == (1, 0, 0), floor
     assert tab.problems == []

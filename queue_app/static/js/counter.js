@@ -418,6 +418,8 @@
     var t = event.ticket;
     if (busy || reading() || lastSeq === null || event.seq !== lastSeq + 1) return false;
     if (!t || typeof t.id !== "number") return false;
+    var me = state.counter.id; // what happens at this counter changes more than its list
+    if ((event.counter && event.counter.id === me) || (t.counter && t.counter.id === me)) return false;
     var at = findWaiting(t.id);
     if (event.from_status === "waiting" && t.status !== "waiting") {
       if (!at) return false;
