@@ -407,7 +407,7 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
             "items => items.map(i => i.dataset.ticket)"
         )
 
-    def at_teller_2(step, number=None, counter="Teller 2", username="siti"):
+    def at_counter(step, number=None, counter="Teller 2", username="siti"):
         from queue_app.accounts.models import User
         from queue_app.branches.models import Branch as BranchModel
         from queue_app.tickets.models import Ticket
@@ -446,7 +446,7 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     assert reads == []
 
     # Teller 2 opens: a counter of this service, read
-    at_teller_2("open")
+    at_counter("open")
     for _ in range(100):
         if reads:
             break
@@ -456,12 +456,12 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
 
     # called at Teller 2: it leaves this counter's list, from the push
     reads.clear()
-    at_teller_2("call")
+    at_counter("call")
     expect(waiting.locator(f'[data-ticket="{teller}"]')).to_have_count(0)
     expect(page.get_by_test_id("waiting-count")).to_have_text("(3)")
 
     # started there: nothing this screen shows changes
-    at_teller_2("start")
+    at_counter("start")
     assert heard(f'"{teller}"', '"serving"'), "the screen heard the start at Teller 2"
     page.wait_for_timeout(1000)
     assert reads == []
@@ -495,7 +495,7 @@ def test_a_change_elsewhere_in_the_branch_is_not_read_again(branch, open_tab):
     # a ticket of the list called at this counter from elsewhere (the API, another tab): it
     # leaves the list, and the screen reads what is at its counter now
     first = branch.numbers[0]
-    at_teller_2("call", first, counter="Teller 1", username="budi")
+    at_counter("call", first, counter="Teller 1", username="budi")
     expect(page.get_by_test_id("current-number")).to_have_text(first)
     expect(page.get_by_test_id("current-status")).to_have_text("Called")
     expect(waiting.locator(f'[data-ticket="{first}"]')).to_have_count(0)

@@ -418,8 +418,7 @@
     var t = event.ticket;
     if (busy || reading() || lastSeq === null || event.seq !== lastSeq + 1) return false;
     if (!t || typeof t.id !== "number") return false;
-    var me = state.counter.id; // what happens at this counter changes more than its list
-    if ((event.counter && event.counter.id === me) || (t.counter && t.counter.id === me)) return false;
+    if (atThisCounter(event)) return false; // what happens here changes more than the list
     var at = findWaiting(t.id);
     if (event.from_status === "waiting" && t.status !== "waiting") {
       if (!at) return false;
@@ -566,14 +565,17 @@
   // nothing here. Every screen of the branch hears every change: without this, six screens
   // read their whole state after each step of every visit. The 30 s poll and every snapshot
   // still read it.
+  function atThisCounter(event) { // a change of this counter, or of a ticket at it
+    var me = state.counter.id, t = event.ticket;
+    return !!((event.counter && event.counter.id === me) || (t && t.counter && t.counter.id === me));
+  }
   function concernsThisCounter(event) {
     var me = state.counter;
     if (!event || !me) return true;
     if (event.kind === "estimate") return false; // this screen shows no estimate
     var t = event.ticket;
     if (!t && !event.counter) return true; // nothing to tell it by: read
-    if (event.counter && event.counter.id === me.id) return true;
-    if (t && t.counter && t.counter.id === me.id) return true;
+    if (atThisCounter(event)) return true;
     var codes = me.service_codes || [];
     var mine = (event.queues || []).some(function (q) { return codes.indexOf(q.code) !== -1; });
     if (!t) return mine;
