@@ -55,6 +55,7 @@ from .authz import (
     STAFF_OTHER,
     TABLET,
 )
+from .clock import steady_clock
 
 LOGIN = "sign-in page"  # a redirect to /auth/login
 PAIRING = "pairing screen"  # a browser that is no paired device of the page's kind
@@ -402,7 +403,8 @@ def test_the_rows_cover_every_audience():
 def world(app):
     from .conftest import empty_database
 
-    with app.app_context(), pytest.MonkeyPatch.context() as mp:
+    # the world's history (minutes ago) and every request of the module in one business day
+    with steady_clock(), app.app_context(), pytest.MonkeyPatch.context() as mp:
         empty_database()
         fast_passwords(mp)
         yield authz.build_world(app)

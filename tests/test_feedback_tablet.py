@@ -4,7 +4,8 @@ the page with the device cookie, and the live push of the survey over Socket.IO.
 
 Requests go through the isolating client with CSRF on (the tablet takes its CSRF token from
 its state, as the page does). Times are real (the tablet's window and business day follow the
-clock); `time_machine` moves the clock for the window and the token's expiry.
+clock, kept clear of a local midnight by `tests/clock.py`); `time_machine` moves the clock for
+the window and the token's expiry.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from queue_app.realtime import NAMESPACE, pusher
 from queue_app.tickets import services as engine
 
 from .apihelp import IsolatedClient, fast_passwords
+from .clock import steady_clock
 
 PASSWORD = "rahasia-123"
 PAGE = "/feedback/tablet/"
@@ -42,6 +44,13 @@ ALWAYS_OPEN = {day: [["00:00", "23:59:59.999999"]] for day in WEEKDAYS}
 @pytest.fixture(scope="module", autouse=True)
 def compiled(app):
     ensure_compiled(app)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    """Each test's history (served minutes ago) within one business day (tests/clock.py)."""
+    with steady_clock() as now:
+        yield now
 
 
 class Shop:

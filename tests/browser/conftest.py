@@ -11,6 +11,10 @@ point the `app` config at a real local SMTP server / HTTP gateway, and the live 
 that same `app`, so what it sends arrives there. The scheduler does not run in tests:
 `run_outbox()` runs the outbox job once; `smtp.wait_for(n)` / `gateway.wait_for(n)` await
 messages sent from another thread.
+
+Clock: the pages' scenes are built on the real clock ("a ticket issued five minutes ago") and
+the live server reads the same process clock; near a local midnight of the test branches the
+whole module runs on a ticking clock moved back clear of it (`steady_day`, tests/clock.py).
 """
 
 import os
@@ -27,6 +31,7 @@ from queue_app.extensions import db
 from queue_app.i18n import ensure_compiled
 
 from .. import factories
+from ..clock import steady_clock
 from ..conftest import empty_database
 from ..outboxes import deliver_outbox
 
@@ -47,6 +52,13 @@ SIZES = {"phone": PHONE, "pc": COUNTER_PC}
 
 ALWAYS_OPEN = {day: [["00:00", "23:59:59.999999"]] for day in WEEKDAYS}
 NEVER_OPEN: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def steady_day():
+    """The module's scenes and the live server in one business day (tests/clock.py)."""
+    with steady_clock() as now:
+        yield now
 
 
 class _QuietHandler(WSGIRequestHandler):
