@@ -270,21 +270,93 @@ def stop(proc):
         proc.wait(timeout=10)
 
 
-def group_cpu_s(proc) -> float:
-    """User + system CPU seconds of every process in `proc`'s process group."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _stats():
+    """(pid, command, fields after the command) of every process: /proc/<pid>/stat."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                head, rest = f.read().rsplit(")", 1)
         except OSError:
             continue
-        if int(fields[2]) == proc.pid:
-            total += int(fields[11]) + int(fields[12])
+        yield int(entry), head.split("(", 1)[1], rest.split()
+
+
+def group_cpu_s(proc) -> float:
+    """User + system CPU seconds of every process in `proc`'s process group."""
+    if proc is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (
+        sum(int(f[11]) + int(f[12]) for _pid, _comm, f in _stats() if int(f[2]) == proc.pid) / tick
+    )
+
+
+def pids_cpu_s(pids) -> float:
+    """User + system CPU seconds of these processes (the socket client processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    wanted = set(pids)
+    return sum(int(f[11]) + int(f[12]) for pid, _comm, f in _stats() if pid in wanted) / tick
+
+
+def postgres_cpu_s() -> float:
+    """User + system CPU seconds of the PostgreSQL server on this machine: its live processes
+    plus, through the postmaster's children counters, the backends that have ended. The bench
+    database is the only one in use while the bench runs (nothing else should run)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = {pid: f for pid, comm, f in _stats() if comm == "postgres"}
+    total = 0
+    for f in procs.values():
+        total += int(f[11]) + int(f[12])
+        if int(f[1]) not in procs:  # the postmaster: its ended children count here
+            total += int(f[13]) + int(f[14])
     return total / tick
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (every core, anything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(servers) -> dict[str, float]:
+    """CPU seconds so far of each part of the bench (`cpu_budget` takes differences)."""
+    return {
+        "web": group_cpu_s(servers["web"]),
+        "realtime": sum(group_cpu_s(p) for p in servers["realtime"]),
+        "postgres": postgres_cpu_s(),
+        "redis": group_cpu_s(servers["redis"]),
+        "clients": pids_cpu_s(servers["clients"]),  # the socket client processes
+        "driver": time.process_time(),  # this process: the HTTP clients
+        "machine": machine_busy_s(),
+    }
+
+
+def cpu_budget(cpu: dict[str, float], ops: int, duration: float) -> dict:
+    """What one operation cost in CPU over the recorded seconds, per part, and the operations
+    per second the machine's cores could hold at that cost (when nothing but the CPU limits):
+    the ceiling of this code on this machine, with the load clients on it too."""
+    if not ops:
+        return {}
+    parts = {k: v for k, v in cpu.items() if k != "machine"}
+    other = max(0.0, cpu.get("machine", 0.0) - sum(parts.values()))
+    per_op = {k: round(1000 * v / ops, 2) for k, v in {**parts, "other": other}.items()}
+    total = sum(per_op.values())
+    cores = os.cpu_count() or 1
+    return {
+        "cpu_ms_per_op": per_op,
+        "cpu_ms_per_op_total": round(total, 2),
+        "cores_busy": round(cpu.get("machine", 0.0) / duration, 2),
+        "ops_per_s_at_this_cost": round(cores * 1000 / total, 1) if total else None,
+        # the same without the load clients (they would run on another machine)
+        "ops_per_s_at_this_cost_server_only": round(
+            cores * 1000 / (total - per_op["clients"] - per_op["driver"]), 1
+        )
+        if total > per_op["clients"] + per_op["driver"]
+        else None,
+    }
 
 
 # --- socket clients (child processes) ----------------------------------------------------------
@@ -765,6 +837,7 @@ def summarise(phase, duration, heard_by_key, disconnects, displays, reads=()):
         "error_samples": phase.error_samples,
         "slowest_seconds": slowest_seconds(phase),
         "cpu_s": {k: round(v, 1) for k, v in phase.cpu.items()},
+        **cpu_budget(phase.cpu, phase.ops, duration),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -823,21 +896,13 @@ async def play(args, env, branches_spec, gunicorn_port, servers, log, displays):
                     )
             print(f"{name}: warm-up {args.warmup:.0f} s", flush=True)
             await asyncio.sleep(args.warmup)
-            cpu0 = {
-                "web": group_cpu_s(servers["web"]),
-                "realtime": sum(group_cpu_s(p) for p in servers["realtime"]),
-                "driver": time.process_time(),
-            }
+            cpu0 = cpu_now(servers)
             phase.t0 = time.time()
             phase.recording = True
             await asyncio.sleep(args.duration)
             phase.recording = False
             phase.t1 = time.time()
-            phase.cpu = {
-                "web": group_cpu_s(servers["web"]) - cpu0["web"],
-                "realtime": sum(group_cpu_s(p) for p in servers["realtime"]) - cpu0["realtime"],
-                "driver": time.process_time() - cpu0["driver"],  # this process: HTTP clients
-            }
+            phase.cpu = {k: v - cpu0[k] for k, v in cpu_now(servers).items()}
             driver.running = False
             for b in branches:
                 b.wake.set()
@@ -880,7 +945,7 @@ def socket_specs(branches, n_sockets):
 def run(args):
     workdir = Path(tempfile.mkdtemp(prefix="load-day-"))
     log = open(workdir / "servers.log", "ab")  # noqa: SIM115
-    servers = {"web": None, "workers": None, "realtime": [], "redis": None}
+    servers = {"web": None, "workers": None, "realtime": [], "redis": None, "clients": []}
     procs = []
     done = None
     try:
@@ -948,6 +1013,7 @@ def run(args):
             )
             p.start()
             procs.append(p)
+        servers["clients"] = [p.pid for p in procs]
         connected, failed = 0, Counter()
         for _ in procs:
             n, f = ready_q.get(timeout=900)
