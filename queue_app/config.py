@@ -131,6 +131,10 @@ class Config:
     # finish (0: read it every time); a change made in the process counts at once, one made by
     # another process within this many seconds
     WEBHOOK_ENDPOINTS_CACHE_S = float(_env("WEBHOOK_ENDPOINTS_CACHE_S", "2"))
+    # webhooks go to public addresses and to these networks only (comma separated, e.g. the
+    # bank's warehouse "10.20.0.0/16"): never to this machine, the private networks or a
+    # cloud's metadata service unless named here (webhooks/destinations.py)
+    WEBHOOK_ALLOWED_NETWORKS = _env("WEBHOOK_ALLOWED_NETWORKS", "")
     # reminders before an appointment: offsets like 1d, 24h, 2h, 30m
     APPOINTMENT_REMINDERS = _env("APPOINTMENT_REMINDERS", "24h,2h")
     # reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none)
@@ -314,6 +318,8 @@ class TestingConfig(Config):
     # "discard" (nothing listens here), the gateways are not configured
     MAIL_SERVER = "127.0.0.1"
     MAIL_PORT = 9
+    # the tests' webhook receivers listen on this machine
+    WEBHOOK_ALLOWED_NETWORKS = "127.0.0.0/8,::1"
     MAIL_USE_TLS = False
     MAIL_USE_SSL = False
     MAIL_USERNAME = None

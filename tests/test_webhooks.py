@@ -18,6 +18,7 @@ from queue_app.alerts.models import Metric
 from queue_app.cases import services as cases
 from queue_app.extensions import db
 from queue_app.tickets import services as engine
+from queue_app.webhooks import destinations
 from queue_app.webhooks import services as webhooks
 from queue_app.webhooks.jobs import deliver_webhooks
 from queue_app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -626,3 +627,130 @@ def test_a_list_read_while_an_endpoint_changes_is_not_kept(app_ctx, clock, monke
     monkeypatch.setattr(webhooks, "_read_active", read)
     assert endpoint_reads(lambda: cache.get(db.session, 2.0)) == 1  # read again, then kept
     assert endpoint_reads(lambda: cache.get(db.session, 2.0)) == 0
+
+
+# --- where a webhook may go (webhooks/destinations.py) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",  # this machine: the database, Redis, /metrics
+        "::1",
+        "10.1.2.3",  # private networks
+        "172.16.0.9",
+        "192.168.1.20",
+        "169.254.169.254",  # a cloud's metadata service (link-local)
+        "fe80::1",
+        "fd00::5",  # unique local IPv6
+        "100.64.0.1",  # shared address space (carrier NAT)
+        "0.0.0.0",  # unspecified
+        "224.0.0.1",  # multicast
+        "240.0.0.1",  # reserved
+        "::ffff:10.0.0.1",  # an IPv4-mapped private address
+    ],
+)
+def test_a_destination_that_is_not_public_is_refused(app_ctx, address, monkeypatch):
+    monkeypatch.setitem(app_ctx.config, "WEBHOOK_ALLOWED_NETWORKS", "")
+    with pytest.raises(destinations.Refused, match="not a public address"):
+        destinations.check_when_saved(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "203.190.5.10", "2001:4860:4860::8888"])
+def test_a_public_destination_is_allowed(app_ctx, address, monkeypatch):
+    monkeypatch.setitem(app_ctx.config, "WEBHOOK_ALLOWED_NETWORKS", "")
+    destinations.check_when_saved(address)
+
+
+def test_the_networks_named_by_the_operator_are_allowed(app_ctx, monkeypatch):
+    monkeypatch.setitem(app_ctx.config, "WEBHOOK_ALLOWED_NETWORKS", "10.20.0.0/16, fd00::/8")
+    destinations.check_when_saved("10.20.30.40")
+    destinations.check_when_saved("fd00::5")
+    with pytest.raises(destinations.Refused):
+        destinations.check_when_saved("10.21.0.1")
+    with pytest.raises(destinations.Refused):
+        destinations.check_when_saved("localhost")  # a name that is always this machine
+
+
+def test_a_wrong_network_in_the_setting_stops_the_start():
+    from flask import Flask
+
+    from queue_app.webhooks.receivers import init_webhooks
+
+    bare = Flask(__name__)
+    bare.config["WEBHOOK_ALLOWED_NETWORKS"] = "10.0.0.0/8,10.0.0.300/8"
+    with pytest.raises(ValueError, match=r"10\.0\.0\.300"):
+        init_webhooks(bare)
+
+
+def test_a_delivery_to_a_destination_not_allowed_is_a_failed_attempt_and_nothing_leaves(
+    app, floor, hook, receiver, monkeypatch
+):
+    """The endpoint was saved while this machine was allowed; the operator then took it out:
+    the next delivery is refused before any connection."""
+    branch, _other, staff = floor
+    hook(["ticket.called"])
+    monkeypatch.setitem(app.config, "WEBHOOK_ALLOWED_NETWORKS", "")
+    serve_one(branch, staff, T0)
+    assert run(app, T0 + 10 * M) == {"claimed": 1, "delivered": 0, "retry": 1, "failed": 0}
+    [row] = deliveries()
+    assert row.last_status_code is None
+    assert row.last_error.startswith("refused: 127.0.0.1 is 127.0.0.1, not a public address")
+    assert receiver.received == []
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A resolver for the names of these tests (there is no DNS server here): name -> the
+    answers to its successive lookups (the last one repeats), every lookup counted; other
+    names (and addresses) resolve as usual."""
+    import socket
+
+    real = socket.getaddrinfo
+    answers: dict[str, list[list[str]]] = {}
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in answers:
+            return real(host, port, *args, **kwargs)
+        given = answers[host][min(lookups.count(host), len(answers[host]) - 1)]
+        lookups.append(host)
+        family = {True: socket.AF_INET6, False: socket.AF_INET}
+        return [(family[":" in a], socket.SOCK_STREAM, 6, "", (a, port)) for a in given]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers, lookups
+
+
+def test_a_delivery_connects_to_the_address_it_checked_under_the_hosts_name(
+    app, floor, hook, receiver, dns
+):
+    """The name answers the receiver's address, then another (DNS rebinding: a check passed,
+    and the connection would go elsewhere). One lookup is made: the address checked is the
+    one connected to, and the request still names the host."""
+    answers, lookups = dns
+    branch, _other, staff = floor
+    port = receiver.url.split(":")[2].split("/")[0]
+    answers["hooks.bank.test"] = [["127.0.0.1"], ["127.0.0.2"]]  # nothing listens on .2
+    hook(["ticket.called"], url=f"http://hooks.bank.test:{port}/hooks/queue")
+    serve_one(branch, staff, T0)
+    assert run(app, T0 + 10 * M)["delivered"] == 1
+    assert lookups == ["hooks.bank.test"]
+    [got] = receiver.received
+    assert got.headers["Host"] == f"hooks.bank.test:{port}" and got.signature_ok
+
+
+def test_a_name_with_one_address_not_allowed_among_its_answers_is_refused(
+    app, floor, hook, receiver, dns, monkeypatch
+):
+    answers, _lookups = dns
+    branch, _other, staff = floor
+    port = receiver.url.split(":")[2].split("/")[0]
+    answers["hooks.bank.test"] = [["93.184.216.34", "127.0.0.1"]]
+    hook(["ticket.called"], url=f"http://hooks.bank.test:{port}/hooks/queue")
+    monkeypatch.setitem(app.config, "WEBHOOK_ALLOWED_NETWORKS", "")
+    serve_one(branch, staff, T0)
+    assert run(app, T0 + 10 * M)["retry"] == 1
+    [row] = deliveries()
+    assert "hooks.bank.test is 127.0.0.1, not a public address" in row.last_error
+    assert receiver.received == []

@@ -33,6 +33,11 @@ def csrf(client, path=PAGE) -> str:
     return match.group(1)
 
 
+def submit(client, path=PAGE, **fields):
+    """Post the page's form at `path` with these fields and its CSRF token."""
+    return client.post(path, data={"csrf_token": csrf(client, path), **fields})
+
+
 @pytest.fixture
 def admin(client, make, monkeypatch):
     fast_passwords(monkeypatch)
@@ -110,15 +115,7 @@ def test_changing_turning_off_and_a_new_secret(client, admin):
     )
     db.session.commit()
     path = f"{PAGE}/{endpoint.id}"
-    response = client.post(
-        path,
-        data={
-            "csrf_token": csrf(client, path),
-            "url": "https://b.example/in",
-            "events": ["alert.raised"],
-            "branch": "",
-        },
-    )
+    response = submit(client, path, url="https://b.example/in", events=["alert.raised"], branch="")
     assert response.status_code == 302
     [endpoint] = endpoints()
     assert (endpoint.url, endpoint.events, endpoint.active, endpoint.branch_id) == (
@@ -161,3 +158,36 @@ def test_the_delivery_log_filters(client, admin):
         ).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "http://localhost:6379/",  # this machine's Redis
+        "https://10.20.30.40/hooks",
+        "http://[::1]:8000/metrics",
+    ],
+)
+def test_a_webhook_to_this_server_or_a_private_network_is_refused(client, admin, url, monkeypatch):
+    monkeypatch.setitem(client.application.config, "WEBHOOK_ALLOWED_NETWORKS", "")
+    response = submit(client, url=url, events=["ticket.called"])
+    assert response.status_code == 422
+    assert "WEBHOOK_ALLOWED_NETWORKS" in response.get_data(as_text=True)
+    assert endpoints() == []
+
+
+def test_a_webhook_to_a_network_the_operator_allows_is_saved(client, admin, monkeypatch):
+    monkeypatch.setitem(client.application.config, "WEBHOOK_ALLOWED_NETWORKS", "10.20.0.0/16")
+    url = "https://10.20.30.40/hooks"
+    response = submit(client, url=url, events=["ticket.called"])
+    assert response.status_code == 201
+    [endpoint] = endpoints()
+    assert endpoint.url == url
+    # and changing it to a network not allowed is refused, the saved address kept
+    edit = f"{PAGE}/{endpoint.id}"
+    response = submit(
+        client, edit, url="https://10.99.0.1/hooks", events=["ticket.called"], active="1"
+    )
+    assert response.status_code == 422
+    assert [e.url for e in endpoints()] == [url]

@@ -37,6 +37,10 @@ STATUS_NAMES = {
 }
 REFUSALS = {
     "invalid_url": lazy_gettext("Enter an address starting with http:// or https://."),
+    "url_not_allowed": lazy_gettext(
+        "This address is on this server or a private network. Webhooks go to public "
+        "addresses, and to the networks your operator allows (WEBHOOK_ALLOWED_NETWORKS)."
+    ),
     "invalid_events": lazy_gettext("Choose one or more events."),
     "invalid_name": lazy_gettext("The name is too long (at most 80 characters)."),
     "not_failed": lazy_gettext("Only a failed delivery can be sent again."),

@@ -40,7 +40,6 @@ families; webhook deliveries will be one).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import threading
@@ -60,6 +59,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from ..core.networks import address_of, parse_networks, within
 
 log = logging.getLogger(__name__)
 
@@ -339,24 +340,13 @@ def exposition(session=None, now: datetime | None = None) -> bytes:
 # --- who may scrape --------------------------------------------------------------------------
 
 
-def _networks(value) -> list:
-    if isinstance(value, str):
-        value = value.split(",")
-    nets = []
-    for item in value or ():
-        item = item.strip()
-        if item:
-            nets.append(ipaddress.ip_network(item, strict=False))
-    return nets
-
-
 class Access:
     """`METRICS_TOKEN` (a bearer token) and `METRICS_ALLOW` (addresses and networks, comma
     separated): each one configured must pass; neither configured: /metrics is off (404)."""
 
     def __init__(self, config):
         self.token = config.get("METRICS_TOKEN") or None
-        self.networks = _networks(config.get("METRICS_ALLOW"))
+        self.networks = parse_networks(config.get("METRICS_ALLOW"))
 
     @property
     def enabled(self) -> bool:
@@ -369,13 +359,8 @@ class Access:
         if not self.enabled:
             return 404
         if self.networks:
-            try:
-                address = ipaddress.ip_address((remote_addr or "").split("%")[0])
-            except ValueError:
-                return 403
-            if address.version == 6 and address.ipv4_mapped:
-                address = address.ipv4_mapped
-            if not any(address in net for net in self.networks):
+            address = address_of(remote_addr)
+            if address is None or not within(address, self.networks):
                 return 403
         if self.token:
             scheme, _, given = (authorization or "").partition(" ")
@@ -398,7 +383,7 @@ def init_metrics(app) -> None:
 
     from ..core.events import signal
 
-    _networks(app.config.get("METRICS_ALLOW"))  # a wrong network fails at start-up, not later
+    parse_networks(app.config.get("METRICS_ALLOW"))  # a wrong network fails at start-up, not later
     signal("journey").connect(_on_journey, weak=False)
 
     bp = Blueprint("observability", __name__)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ..core.events import in_transaction_signal
+from ..core.networks import parse_networks
 from ..tickets.models import Ticket
 from . import events, services
 
@@ -25,6 +26,8 @@ JOURNAL_EVENTS = {"called": "ticket.called", "recall": "ticket.called", "finish"
 
 
 def init_webhooks(app) -> None:
+    # a wrong network fails at start-up, not at the first delivery
+    parse_networks(app.config.get("WEBHOOK_ALLOWED_NETWORKS", ""))
     services.endpoint_cache(app)  # this app's list of active endpoints (each app its own)
     in_transaction_signal("journal.recorded").connect(on_journal_recorded)
     in_transaction_signal("feedback.received").connect(on_feedback_received)

@@ -41,6 +41,7 @@ import http.client
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -57,7 +58,7 @@ from sqlalchemy.orm import Session, object_session
 from ..branches.models import Branch
 from ..core.errors import Conflict, InvalidInput
 from ..extensions import db
-from . import signing
+from . import destinations, signing
 from .events import iso
 from .models import EVENTS, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
@@ -80,6 +81,10 @@ def _clean_url(url) -> str:
         or any(c.isspace() for c in url)
     ):
         raise InvalidInput("the URL must be an http:// or https:// address", "invalid_url")
+    try:
+        destinations.check_when_saved(parts.hostname)
+    except destinations.Refused as exc:
+        raise InvalidInput(str(exc), "url_not_allowed") from None
     return url
 
 
@@ -415,13 +420,25 @@ def send(delivery: Claimed, *, now: datetime, timeout: float) -> tuple[int | Non
     """POST the delivery: (status code or None, error text or None when delivered).
 
     `http.client` directly: the headers go out spelled as documented, a redirect is an answer
-    (not followed), HTTPS verifies the certificate (the default context)."""
+    (not followed), HTTPS verifies the certificate (the default context). The connection goes
+    to the address `destinations.connect_to` checked, under the URL's host name."""
     parts = urlsplit(delivery.url)
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
+    https = parts.scheme == "https"
+    connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    try:
+        port = parts.port or (443 if https else 80)
+        address = destinations.connect_to(parts.hostname, port)
+    except destinations.Refused as exc:
+        return None, f"refused: {exc}"[:2000]
+    except (OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:2000]
+    connection = connection_class(parts.hostname, port, timeout=timeout)
+    # http.client's hook for opening the socket (an attribute of each connection): to the
+    # address checked, never a second lookup of the name; TLS still checks the name
+    connection._create_connection = lambda _to, wait, source: socket.create_connection(
+        (address, port), wait, source
+    )
     try:
         connection.request("POST", path, body=delivery.body, headers=headers_for(delivery, now))
         response = connection.getresponse()
