@@ -203,6 +203,14 @@ def test_listing_and_acknowledging_alerts(client, floor, make):
     assert ok(client.get(f"{API}/alerts?status=cleared", headers=floor.h_admin))["items"] == []
     url = f"{API}/alerts/{alert.id}/acknowledge"
     assert_error(client.post(url, headers=floor.h_staff), 403)
+    # CX agents and executives read the network's alerts, as on the live dashboard; they do
+    # not acknowledge them
+    for headers in (floor.h_cx, floor.h_exec):
+        listed = ok(client.get(f"{API}/alerts", headers=headers))["items"]
+        assert [i["id"] for i in listed] == [alert.id]
+        assert ok(client.get(f"{API}/alerts?branch=JKT01", headers=headers))["items"] == listed
+        assert ok(client.get(f"{API}/alerts/{alert.id}", headers=headers))["id"] == alert.id
+        assert_error(client.post(url, headers=headers), 403)
     assert_error(client.post(url, json={"note": 5}, headers=floor.h_manager), 422)
     done = ok(client.post(url, json={"note": "on it"}, headers=floor.h_manager))
     assert (done["status"], done["acknowledged_by"]["username"]) == ("acknowledged", "dewi")

@@ -1,5 +1,6 @@
 """Alert thresholds: a branch's rules, its alerts and acknowledging them. Admins, and branch
-managers for their own branches (`alerts/services.py` holds the rules of the game)."""
+managers for their own branches; CX agents and executives read the alerts of the branches
+they see on the live dashboard (`alerts/services.py` holds the rules of the game)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..alerts import services as alerts
 from ..alerts.models import Alert, AlertRule, AlertStatus, Metric
 from ..branches.models import Branch
 from ..core.types import utcnow
+from ..dashboard import scope
 from ..extensions import db
 from . import presenters
 from .auth import staff_endpoint
@@ -157,6 +159,13 @@ def may_manage(user: User, branch: Branch) -> bool:
     )
 
 
+def may_read(user: User, branch: Branch) -> bool:
+    """Who may read a branch's alerts: whoever may manage them, and whoever sees the branch on
+    the live dashboard, where its alerts show (CX agents and executives across the network:
+    `dashboard.scope`)."""
+    return may_manage(user, branch) or scope.may_see(user, branch)
+
+
 def _managed_branch(code: str) -> Branch:
     branch = branch_or_404(code)
     if not may_manage(g.user, branch):
@@ -256,15 +265,18 @@ def delete_rule(rule_id):
 @blp.response(200, AlertListSchema)
 def list_alerts(args):
     """Alerts, the newest first (at most 200): `status` open (default: raised or
-    acknowledged), raised, acknowledged, cleared or all; `branch` a code. Admins see every
-    branch, branch managers theirs (403 for another branch's filter)."""
+    acknowledged), raised, acknowledged, cleared or all; `branch` a code. Admins, CX agents
+    and executives see every branch, branch managers theirs (403 for another branch's
+    filter), as on the live dashboard; acknowledging stays with admins and managers."""
     user = g.user
     if args.get("branch"):
-        branch = _managed_branch(args["branch"])
+        branch = branch_or_404(args["branch"])
+        if not may_read(user, branch):
+            abort(403, description=f"{user.username} may not see the alerts of {branch.code}")
         branch_ids = [branch.id]
-    elif user.role == Role.ADMIN:
+    elif scope.sees_network(user):  # admins, CX agents, executives
         branch_ids = None
-    elif user.role == Role.BRANCH_MANAGER:
+    elif user.active and user.role == Role.BRANCH_MANAGER:
         branch_ids = [b.id for b in user.branches]
     else:
         abort(403, description=f"{user.username} may not see alerts")
@@ -277,10 +289,10 @@ def list_alerts(args):
 @blp.response(200, AlertSchema)
 def get_alert(alert_id):
     """One alert with its timeline, oldest step first."""
-    return _present_alert(_alert_or_404(alert_id), steps=True)
+    return _present_alert(_alert_or_404(alert_id, may=may_read), steps=True)
 
 
-def _alert_or_404(alert_id: int) -> Alert:
+def _alert_or_404(alert_id: int, may=may_manage) -> Alert:
     alert = (
         db.session.scalar(select(Alert).where(Alert.id == alert_id))
         if 1 <= alert_id <= MAX_ID
@@ -288,10 +300,8 @@ def _alert_or_404(alert_id: int) -> Alert:
     )
     if alert is None:
         abort(404, description=f"no alert {alert_id}")
-    if not may_manage(g.user, alert.branch):
-        abort(
-            403, description=f"{g.user.username} may not manage the alerts of {alert.branch.code}"
-        )
+    if not may(g.user, alert.branch):
+        abort(403, description=f"{g.user.username} may not see the alerts of {alert.branch.code}")
     return alert
 
 
