@@ -35,6 +35,9 @@ def normalise_database_url(url: str) -> str:
 class Config:
     PROFILE = "base"
     SECRET_KEY = _env("SECRET_KEY")
+    # earlier keys, comma separated, while SECRET_KEY rotates: sessions signed with them and
+    # the webhook secrets sealed under them (core/sealing.py) still open
+    SECRET_KEY_FALLBACKS = [k for k in (_env("SECRET_KEY_FALLBACKS") or "").split(",") if k]
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'queue_app.sqlite3'}")
     )

@@ -16,6 +16,7 @@ from queue_app.accounts.models import Role
 from queue_app.alerts import services as alerts
 from queue_app.alerts.models import Metric
 from queue_app.cases import services as cases
+from queue_app.core import sealing
 from queue_app.extensions import db
 from queue_app.tickets import services as engine
 from queue_app.webhooks import destinations
@@ -481,7 +482,7 @@ def other_process_adds(url: str, events: list[str]) -> int:
             .values(
                 name="added elsewhere",
                 url=url,
-                secret="whsec_elsewhere",
+                secret=sealing.seal("whsec_elsewhere", webhooks.SEALED_AS),
                 events=events,
                 branch_id=None,
                 active=True,
@@ -754,3 +755,63 @@ def test_a_name_with_one_address_not_allowed_among_its_answers_is_refused(
     [row] = deliveries()
     assert "hooks.bank.test is 127.0.0.1, not a public address" in row.last_error
     assert receiver.received == []
+
+
+# --- the secrets, sealed at rest (core/sealing.py) -----------------------------------------------
+
+
+def test_after_secret_key_changes_a_delivery_needs_the_earlier_key_in_the_fallbacks(
+    app, floor, hook, receiver, monkeypatch
+):
+    """Sealed under the key of then: with a new SECRET_KEY alone the secret cannot be read, the
+    attempt fails saying why and nothing is sent unsigned; with the earlier key listed in
+    SECRET_KEY_FALLBACKS it is delivered, signed with the same secret."""
+    branch, _other, staff = floor
+    hook(["ticket.called"])
+    serve_one(branch, staff, T0)
+    earlier = app.config["SECRET_KEY"]
+    monkeypatch.setitem(app.config, "SECRET_KEY", "a-new-secret-key-after-rotation")
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
+    assert run(app, T0 + 10 * M) == {"claimed": 1, "delivered": 0, "retry": 1, "failed": 0}
+    [row] = deliveries()
+    assert row.last_error.startswith("the webhook's secret cannot be read: sealed under another")
+    assert receiver.received == []
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [earlier])
+    assert run(app, row.next_try_at)["delivered"] == 1
+    assert [r.signature_ok for r in receiver.received] == [True]
+
+
+def test_the_migration_seals_the_secrets_already_there_and_opens_them_going_back(tmp_path):
+    import flask_migrate
+    from sqlalchemy import create_engine, text
+
+    from queue_app import create_app
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+    engine = create_engine(url)
+    read = text("SELECT secret FROM webhook_endpoints")
+    try:
+        with old.app_context():
+            flask_migrate.upgrade(revision="0013")
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO webhook_endpoints (name, url, secret, events, active, "
+                        "created_at, updated_at) VALUES ('DWH', 'https://dwh.bank.example/', "
+                        "'whsec_from_before', '[\"ticket.called\"]', 1, '2026-01-01 00:00:00', "
+                        "'2026-01-01 00:00:00')"
+                    )
+                )
+            flask_migrate.upgrade(revision="0014")
+            with engine.connect() as conn:
+                sealed = conn.execute(read).scalar_one()
+            assert sealed.startswith("fernet:") and "whsec_from_before" not in sealed
+            assert sealing.unseal(sealed, webhooks.SEALED_AS) == "whsec_from_before"
+            flask_migrate.downgrade(revision="0013")
+            with engine.connect() as conn:
+                assert conn.execute(read).scalar_one() == "whsec_from_before"
+    finally:
+        engine.dispose()
+        with old.app_context():
+            db.engine.dispose()

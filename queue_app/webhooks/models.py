@@ -33,8 +33,9 @@ class WebhookEndpoint(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), default="")
     url: Mapped[str] = mapped_column(String(500))
-    # the HMAC key: stored as is (it signs every delivery), shown once when made
-    secret: Mapped[str] = mapped_column(String(128))
+    # the HMAC key that signs every delivery, shown once when made; stored sealed (a copy of
+    # the database does not reveal it): `services.signing_secret` opens it
+    secret_sealed: Mapped[str] = mapped_column("secret", String(512))
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
     # only the events of this branch (None: every branch)
     branch_id: Mapped[int | None] = mapped_column(

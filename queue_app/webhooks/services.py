@@ -56,6 +56,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
 from ..branches.models import Branch
+from ..core import sealing
 from ..core.errors import Conflict, InvalidInput
 from ..extensions import db
 from . import destinations, signing
@@ -106,6 +107,19 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+SEALED_AS = "webhook-secret"  # the purpose its key is derived for (core/sealing.py)
+
+
+def signing_secret(endpoint: WebhookEndpoint) -> str:
+    """The endpoint's secret, opened. `sealing.Unreadable` when SECRET_KEY changed without
+    the earlier key in SECRET_KEY_FALLBACKS."""
+    return sealing.unseal(endpoint.secret_sealed, SEALED_AS)
+
+
+def _set_secret(endpoint: WebhookEndpoint, secret: str) -> None:
+    endpoint.secret_sealed = sealing.seal(secret, SEALED_AS)
+
+
 def create_endpoint(
     *, url, events, now: datetime, name="", branch: Branch | None = None
 ) -> tuple[WebhookEndpoint, str]:
@@ -116,11 +130,11 @@ def create_endpoint(
         url=_clean_url(url),
         events=_clean_events(events),
         branch_id=branch.id if branch is not None else None,
-        secret=secret,
         active=True,
         created_at=now,
         updated_at=now,
     )
+    _set_secret(endpoint, secret)
     db.session.add(endpoint)
     db.session.flush()
     return endpoint, secret
@@ -141,10 +155,11 @@ def update_endpoint(
 
 def rotate_secret(endpoint: WebhookEndpoint, *, now: datetime) -> str:
     """A new secret for the endpoint (pending deliveries are signed with it). Flushes."""
-    endpoint.secret = new_secret()
+    secret = new_secret()
+    _set_secret(endpoint, secret)
     endpoint.updated_at = now
     db.session.flush()
-    return endpoint.secret
+    return secret
 
 
 # --- writing deliveries ------------------------------------------------------------------------
@@ -337,10 +352,11 @@ class Claimed:
     uid: str
     event: str
     url: str
-    secret: str
+    secret: str | None  # None: it cannot be read (`unreadable` says why), nothing is sent
     body: bytes
     attempts: int  # including this one
     max_attempts: int
+    unreadable: str | None = None
 
 
 def body_of(payload: dict) -> bytes:
@@ -388,16 +404,21 @@ def claim_due(*, now: datetime, limit: int = 50, ids=None) -> list[Claimed]:
         row.attempts += 1
         row.last_attempt_at = now
         row.next_try_at = now + timedelta(seconds=lease)
+        try:
+            secret, unreadable = signing_secret(endpoint), None
+        except sealing.Unreadable as exc:  # a failed attempt: retried, the key may come back
+            secret, unreadable = None, f"the webhook's secret cannot be read: {exc}"
         claimed.append(
             Claimed(
                 id=row.id,
                 uid=row.uid,
                 event=row.event,
                 url=endpoint.url,
-                secret=endpoint.secret,
+                secret=secret,
                 body=body_of(row.payload),
                 attempts=row.attempts,
                 max_attempts=row.max_attempts,
+                unreadable=unreadable,
             )
         )
     db.session.commit()
@@ -476,7 +497,10 @@ def deliver_due(*, now: datetime, limit: int = 50, ids=None) -> dict:
     counts = {"claimed": len(claimed), "delivered": 0, "retry": 0, "failed": 0}
     for delivery in claimed:
         try:
-            status, error = send(delivery, now=now, timeout=timeout)
+            if delivery.unreadable:
+                status, error = None, delivery.unreadable
+            else:
+                status, error = send(delivery, now=now, timeout=timeout)
         except Exception as exc:  # a bug: a failed attempt like any other
             log.exception("webhook delivery %s failed", delivery.id)
             status, error = None, repr(exc)[:2000]
