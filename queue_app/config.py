@@ -177,6 +177,10 @@ class Config:
     # daily `anonymise_personal_data` job (and `flask privacy anonymise`); statistics stay
     RETENTION_DAYS = int(_env("RETENTION_DAYS", "730"))
     RETENTION_BATCH = int(_env("RETENTION_BATCH", "500"))
+    # the audit log: entries older than this many days are deleted daily (`purge_audit_log`,
+    # `flask audit purge`); 0 keeps them for ever. What the bank's regulator asks decides it
+    AUDIT_RETENTION_DAYS = int(_env("AUDIT_RETENTION_DAYS", "0"))
+    AUDIT_PURGE_BATCH = int(_env("AUDIT_PURGE_BATCH", "5000"))
     # --- feedback (feedback/) ---
     # the rating invitation by e-mail/SMS waits this long after the visit (a tablet answer first)
     FEEDBACK_INVITE_DELAY_S = int(_env("FEEDBACK_INVITE_DELAY_S", "600"))

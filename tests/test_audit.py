@@ -257,3 +257,62 @@ def test_cli_actions_are_audited_and_shown(app_ctx, floor, monkeypatch):
     assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.output
     count = db.session.scalar(select(func.count()).select_from(AuditEntry))
     assert count == 2
+
+
+def _aged(days_ago: list[float], now) -> list[int]:
+    """Entries written `days_ago` days before `now` (as the system, with a marker)."""
+    made = [
+        audit.record("test.aged", via="job", actor_username="job:test", now=now - timedelta(days=d))
+        for d in days_ago
+    ]
+    db.session.commit()
+    return [e.id for e in made]
+
+
+def test_the_retention_job_deletes_only_entries_older_than_the_setting(app, app_ctx, monkeypatch):
+    from queue_app.jobs import tasks
+
+    def purge_audit_log(app, now):
+        db.session.commit()  # the job has a session of its own (as the scheduler runs it)
+        return tasks.purge_audit_log(app, now)
+
+    now = utcnow()
+    old = _aged([400, 366, 365.5], now)
+    kept = _aged([364, 10, 0], now)
+    monkeypatch.setitem(app.config, "AUDIT_RETENTION_DAYS", 0)  # the default: kept for ever
+    assert purge_audit_log(app, now) == 0
+    monkeypatch.setitem(app.config, "AUDIT_RETENTION_DAYS", 365)
+    monkeypatch.setitem(app.config, "AUDIT_PURGE_BATCH", 2)  # two transactions
+    assert purge_audit_log(app, now) == 3
+    db.session.expire_all()
+    left = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [e.id for e in left if e.action == "test.aged"] == kept
+    [logged] = [e for e in left if e.action == "audit.purge"]
+    assert (logged.via, logged.actor_username, logged.details) == (
+        "job",
+        "job:purge_audit_log",
+        {"older_than_days": 365, "deleted": 3},
+    )
+    assert not set(old) & {e.id for e in left}
+    assert purge_audit_log(app, now) == 0  # nothing more, and no second "purge" entry
+    assert db.session.scalar(select(func.count()).where(AuditEntry.action == "audit.purge")) == 1
+
+
+def test_flask_audit_purge_counts_then_deletes(app_ctx, monkeypatch):
+    now = utcnow()
+    _aged([40, 31, 5], now)
+    runner = app_ctx.test_cli_runner()
+    refused = runner.invoke(args=["audit", "purge"])  # AUDIT_RETENTION_DAYS is 0
+    assert refused.exit_code != 0 and "--older-than-days" in refused.output
+    dry = runner.invoke(args=["audit", "purge", "--older-than-days", "30", "--dry-run"])
+    assert dry.exit_code == 0 and "2 entries older than 30 days would be deleted" in dry.output
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 3
+    done = runner.invoke(args=["audit", "purge", "--older-than-days", "30"])
+    assert done.exit_code == 0 and "2 entries older than 30 days deleted" in done.output
+    db.session.expire_all()
+    actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["test.aged", "audit.purge"]
+    purge_entry = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "audit.purge")
+    ).one()
+    assert purge_entry.via == "cli" and purge_entry.actor_username.startswith("cli")

@@ -93,6 +93,7 @@ def test_the_scheduler_runs_the_job_once_at_start(app, make, session):
         "evaluate_alerts",
         "expire_appointment_holds",
         "mark_appointment_no_shows",
+        "purge_audit_log",
         "roll_up_waits",
         "send_reminders",
         "snapshot_closed_periods",

@@ -1,4 +1,5 @@
-"""`flask audit show`: the audit log in a terminal, newest first."""
+"""`flask audit show`: the audit log in a terminal, newest first; `flask audit purge`: delete
+the entries older than a number of days (as the daily job does with `AUDIT_RETENTION_DAYS`)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,39 @@ def audit_show(actor, branch, action, outcome, since, until, limit, as_json):
         )
     if not rows:
         click.echo("no entries")
+
+
+@audit_cli.command("purge")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Delete the entries older than this. Default: AUDIT_RETENTION_DAYS.",
+)
+@click.option("--dry-run", is_flag=True, help="Count them, delete nothing.")
+def audit_purge(older_than_days, dry_run):
+    """Delete old audit entries, a batch per transaction; the purge is itself logged."""
+    from datetime import timedelta
+
+    from flask import current_app
+    from sqlalchemy import func
+
+    from ..core.types import utcnow
+    from .models import VIA_CLI, AuditEntry
+    from .services import purge
+
+    days = older_than_days or int(current_app.config["AUDIT_RETENTION_DAYS"])
+    if days <= 0:
+        raise click.ClickException(
+            "AUDIT_RETENTION_DAYS is 0 (kept for ever): give --older-than-days"
+        )
+    now = utcnow()
+    if dry_run:
+        count = db.session.scalar(
+            select(func.count()).where(AuditEntry.at < now - timedelta(days=days))
+        )
+        click.echo(f"{count} entries older than {days} days would be deleted")
+        return
+    batch = int(current_app.config["AUDIT_PURGE_BATCH"])
+    deleted = purge(now=now, days=days, batch_size=batch, via=VIA_CLI)
+    click.echo(f"{deleted} entries older than {days} days deleted")

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import g, has_request_context, request
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..core.types import utcnow
 from ..extensions import db
-from .models import OK, VIA_CLI, VIAS, AuditEntry
+from .models import OK, VIA_CLI, VIA_JOB, VIAS, AuditEntry
 
 # form and JSON fields whose values may be kept in `details` (short codes, never free text,
 # secrets or a customer's personal data); of every other field only the name is kept
@@ -139,3 +140,42 @@ def record(
         entry.ip = truncate_ip(request.remote_addr)
     session.add(entry)
     return entry
+
+
+def purge(
+    *,
+    now: datetime,
+    days: int,
+    batch_size: int = 5000,
+    via: str = VIA_JOB,
+    actor_username: str | None = "job:purge_audit_log",
+) -> int:
+    """Delete the entries older than `days` days before `now` (`AUDIT_RETENTION_DAYS`), oldest
+    first, `batch_size` per transaction (each committed: a long purge never holds one big
+    transaction), and record the purge itself in the log. Returns the entries deleted."""
+    if days < 1:
+        raise ValueError("keep at least one day")
+    cutoff = now - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = select(AuditEntry.id).where(AuditEntry.at < cutoff).order_by(AuditEntry.id)
+        batch = db.session.scalars(ids.limit(batch_size)).all()
+        if not batch:
+            break
+        db.session.execute(
+            delete(AuditEntry)
+            .where(AuditEntry.id.in_(batch))
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        deleted += len(batch)
+    if deleted:
+        record(
+            "audit.purge",
+            via=via,
+            actor_username=actor_username if via == VIA_JOB else None,
+            details={"older_than_days": days, "deleted": deleted},
+            now=now,
+        )
+        db.session.commit()
+    return deleted

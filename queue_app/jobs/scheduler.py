@@ -36,6 +36,12 @@ JOBS = [
         tasks.anonymise_personal_data,
         CronTrigger(hour=19, minute=40, timezone="UTC"),  # 02:40 in Jakarta
     ),
+    # daily: audit entries older than AUDIT_RETENTION_DAYS (0, the default: kept for ever)
+    (
+        "purge_audit_log",
+        tasks.purge_audit_log,
+        CronTrigger(hour=19, minute=50, timezone="UTC"),  # 02:50 in Jakarta
+    ),
     # after the end-of-day close (every 10 minutes): the reports of the periods just closed
     (
         "snapshot_closed_periods",

@@ -65,3 +65,18 @@ def anonymise_personal_data(app, now: datetime) -> int:
         except Exception:
             db.session.rollback()
             raise
+
+
+def purge_audit_log(app, now: datetime) -> int:
+    """Daily: audit entries older than `AUDIT_RETENTION_DAYS` deleted (0: kept for ever)."""
+    from ..audit.services import purge
+
+    with app.app_context():
+        days = int(app.config["AUDIT_RETENTION_DAYS"])
+        if days <= 0:
+            return 0
+        try:
+            return purge(now=now, days=days, batch_size=int(app.config["AUDIT_PURGE_BATCH"]))
+        except Exception:
+            db.session.rollback()
+            raise
