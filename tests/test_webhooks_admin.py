@@ -195,3 +195,13 @@ def test_a_webhook_to_a_network_the_operator_allows_is_saved(client, admin, monk
     )
     assert response.status_code == 422
     assert [e.url for e in endpoints()] == [url]
+
+
+def test_the_refusal_of_a_private_address_reads_in_bahasa_indonesia(client, admin, monkeypatch):
+    monkeypatch.setitem(client.application.config, "WEBHOOK_ALLOWED_NETWORKS", "")
+    path = f"{PAGE}?lang=id"
+    response = submit(client, path, url="http://10.0.0.7/hooks", events=["ticket.called"])
+    assert response.status_code == 422
+    assert "Alamat ini berada di server ini atau di jaringan privat" in response.get_data(
+        as_text=True
+    )
