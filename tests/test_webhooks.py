@@ -649,6 +649,8 @@ def test_a_list_read_while_an_endpoint_changes_is_not_kept(app_ctx, clock, monke
         "224.0.0.1",  # multicast
         "240.0.0.1",  # reserved
         "::ffff:10.0.0.1",  # an IPv4-mapped private address
+        "2002:7f00:1::",  # 6to4 around 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 around 10.0.0.1
     ],
 )
 def test_a_destination_that_is_not_public_is_refused(app_ctx, address, monkeypatch):

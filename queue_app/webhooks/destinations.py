@@ -39,6 +39,10 @@ def allowed_networks() -> list:
 
 
 def is_public(address: Address) -> bool:
+    if address.version == 6:  # 6to4 and Teredo carry an IPv4 address: it must be public too
+        embedded = [address.sixtofour, *(address.teredo or ())]
+        if any(inner is not None and not is_public(inner) for inner in embedded):
+            return False
     return address.is_global and not (
         address.is_multicast or address.is_reserved or address.is_unspecified
     )
