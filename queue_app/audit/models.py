@@ -26,9 +26,10 @@ OUTCOMES = (OK, REFUSED, FAILED)
 
 
 class AuditEntry(db.Model):
-    """Append-only. The actor's username and role are copied in, so an entry still says who it
-    was after the account is deleted (`actor_id` is then set to NULL). No secrets and no
-    customer's personal data go into `details`."""
+    """Append-only: never changed, and deleted only by the retention job once older than
+    `AUDIT_RETENTION_DAYS` (`services.purge`). The actor's username and role are copied in,
+    so an entry still says who it was after the account is deleted (`actor_id` is then set to
+    NULL). No secrets and no customer's personal data go into `details`."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (

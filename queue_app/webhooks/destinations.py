@@ -5,7 +5,8 @@ network. Without a rule, a URL could make the server call what only it can reach
 database, Redis, the metrics page, a cloud's metadata service (169.254.169.254), any internal
 system (server-side request forgery). So a delivery goes only to an address that is public
 (routable on the internet: not loopback, private, link-local, shared, multicast, reserved or
-unspecified), or that lies in `WEBHOOK_ALLOWED_NETWORKS` (comma separated, e.g. the bank's
+unspecified; an IPv6 address that carries an IPv4 one, mapped, 6to4 or Teredo, by that one
+too), or that lies in `WEBHOOK_ALLOWED_NETWORKS` (comma separated, e.g. the bank's
 warehouse at "10.20.0.0/16"; the testing profile names loopback, where the tests' receivers
 listen).
 
