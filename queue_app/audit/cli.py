@@ -98,14 +98,11 @@ def audit_show(actor, branch, action, outcome, since, until, limit, as_json):
 @click.option("--dry-run", is_flag=True, help="Count them, delete nothing.")
 def audit_purge(older_than_days, dry_run):
     """Delete old audit entries, a batch per transaction; the purge is itself logged."""
-    from datetime import timedelta
-
     from flask import current_app
-    from sqlalchemy import func
 
     from ..core.types import utcnow
-    from .models import VIA_CLI, AuditEntry
-    from .services import purge
+    from .models import VIA_CLI
+    from .services import count_purgeable, purge
 
     days = older_than_days or int(current_app.config["AUDIT_RETENTION_DAYS"])
     if days <= 0:
@@ -114,9 +111,7 @@ def audit_purge(older_than_days, dry_run):
         )
     now = utcnow()
     if dry_run:
-        count = db.session.scalar(
-            select(func.count()).where(AuditEntry.at < now - timedelta(days=days))
-        )
+        count = count_purgeable(now=now, days=days)
         click.echo(f"{count} entries older than {days} days would be deleted")
         return
     batch = int(current_app.config["AUDIT_PURGE_BATCH"])

@@ -12,7 +12,7 @@ import ipaddress
 from datetime import datetime, timedelta
 
 from flask import g, has_request_context, request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..core.types import utcnow
@@ -142,6 +142,18 @@ def record(
     return entry
 
 
+def _older_than(now: datetime, days: int):
+    """The entries `purge` deletes: older than `days` days before `now`."""
+    if days < 1:
+        raise ValueError("keep at least one day")
+    return AuditEntry.at < now - timedelta(days=days)
+
+
+def count_purgeable(*, now: datetime, days: int) -> int:
+    """How many entries `purge` would delete (`flask audit purge --dry-run`)."""
+    return db.session.scalar(select(func.count()).where(_older_than(now, days)))
+
+
 def purge(
     *,
     now: datetime,
@@ -153,12 +165,10 @@ def purge(
     """Delete the entries older than `days` days before `now` (`AUDIT_RETENTION_DAYS`), oldest
     first, `batch_size` per transaction (each committed: a long purge never holds one big
     transaction), and record the purge itself in the log. Returns the entries deleted."""
-    if days < 1:
-        raise ValueError("keep at least one day")
-    cutoff = now - timedelta(days=days)
+    older = _older_than(now, days)
     deleted = 0
     while True:
-        ids = select(AuditEntry.id).where(AuditEntry.at < cutoff).order_by(AuditEntry.id)
+        ids = select(AuditEntry.id).where(older).order_by(AuditEntry.id)
         batch = db.session.scalars(ids.limit(batch_size)).all()
         if not batch:
             break
